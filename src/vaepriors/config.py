@@ -1,0 +1,227 @@
+"""The one configuration (params.yaml): loading, validation, and the flags that carry it to scripts.
+
+Snakemake rules and DVC stages hand a script one section of params.yaml as ``--key value`` flags,
+in the form DVC's dictionary unpacking writes (``${train}`` -> ``--lr 0.001 --batch_size 64``):
+lists become several values (an empty list disappears), ``true`` becomes a bare flag (``false``
+disappears) and ``null`` becomes ``None``. Because the flags drop that type information, parsing
+is driven by the schema, which also validates the result.
+"""
+
+from __future__ import annotations
+
+import copy
+import platform
+import shlex
+import sys
+from pathlib import Path
+from typing import Any, Iterable
+
+import jsonschema
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "params.schema.yaml"
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or invalid; the message names the key."""
+
+
+def load_schema(path: Path = SCHEMA_PATH) -> dict:
+    with open(path) as fh:
+        return yaml.safe_load(fh)
+
+
+def section_schema(section: str, schema: dict | None = None) -> dict:
+    schema = schema or load_schema()
+    try:
+        return schema["properties"][section]
+    except KeyError:
+        raise ConfigError(f"unknown configuration section {section!r}") from None
+
+
+def _key_path(error: jsonschema.ValidationError, prefix: str) -> str:
+    parts = [prefix] if prefix else []
+    parts += [str(p) for p in error.absolute_path]
+    if error.validator == "required":
+        # The missing key is in the message, not in the path.
+        parts.append(error.message.split("'")[1])
+    elif error.validator == "additionalProperties":
+        parts.append(error.message.split("'")[1])
+    return ".".join(parts) or "<root>"
+
+
+def validate(cfg: Any, schema: dict, where: str = "params.yaml", prefix: str = "") -> None:
+    """Raise ConfigError naming the first offending key of ``cfg`` (all errors listed)."""
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(cfg), key=lambda e: list(e.absolute_path))
+    if errors:
+        lines = [f"{_key_path(e, prefix)}: {e.message}" for e in errors]
+        raise ConfigError(f"invalid configuration in {where}:\n  " + "\n  ".join(lines))
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def load_params(*paths: str | Path) -> dict:
+    """Load params.yaml and override files (later files win), then validate the result."""
+    if not paths:
+        paths = (REPO_ROOT / "params.yaml",)
+    cfg: dict = {}
+    for path in paths:
+        try:
+            with open(path) as fh:
+                part = yaml.safe_load(fh) or {}
+        except FileNotFoundError:
+            raise ConfigError(f"configuration file not found: {path}") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+        if not isinstance(part, dict):
+            raise ConfigError(f"{path}: top level must be a mapping, got {type(part).__name__}")
+        cfg = deep_merge(cfg, part)
+    validate(cfg, load_schema(), where=" + ".join(str(p) for p in paths))
+    return cfg
+
+
+# --- flags: the same text DVC's ${section} unpacking produces ----------------------------------
+
+def _flag_value(value: Any) -> str:
+    if value is None:
+        return "None"
+    return shlex.quote(str(value))
+
+
+def to_flags(section: dict) -> str:
+    """``{'lr': 0.001, 'hidden': [256, 128]}`` -> ``--lr 0.001 --hidden 256 128`` (as DVC writes)."""
+    parts: list[str] = []
+    for key, value in section.items():
+        if isinstance(value, bool):
+            if value:
+                parts.append(f"--{key}")
+        elif isinstance(value, (list, tuple)):
+            if value:
+                parts.append(f"--{key} " + " ".join(_flag_value(v) for v in value))
+        elif isinstance(value, dict):
+            raise ConfigError(f"nested mapping {key!r} cannot be passed as flags")
+        else:
+            parts.append(f"--{key} {_flag_value(value)}")
+    return " ".join(parts)
+
+
+def _convert(token: str, schema: dict, key: str) -> Any:
+    if token == "None":
+        return None
+    kind = schema.get("type")
+    try:
+        if kind == "integer":
+            return int(token)
+        if kind == "number":
+            return float(token)
+    except ValueError:
+        raise ConfigError(f"--{key}: expected {kind}, got {token!r}") from None
+    if kind == "string":
+        return token
+    return yaml.safe_load(token)
+
+
+def parse_section(tokens: Iterable[str], section: str, schema: dict | None = None) -> dict:
+    """Parse ``--key value ...`` flags for one params.yaml section and validate them."""
+    sub = section_schema(section, schema)
+    props = sub.get("properties", {})
+    values: dict[str, list[str]] = {}
+    key = None
+    for token in tokens:
+        if token.startswith("--") and not _is_number(token):
+            key = token[2:].replace("-", "_")
+            if key not in props:
+                raise ConfigError(f"unknown key {section}.{key} (from flag {token})")
+            values[key] = []
+        elif key is None:
+            raise ConfigError(f"value {token!r} for section {section!r} comes before any --key")
+        else:
+            values[key].append(token)
+    out: dict[str, Any] = {}
+    for name, prop in props.items():
+        kind = prop.get("type")
+        if name not in values:
+            # DVC drops empty lists and false booleans from the command line.
+            if kind == "array":
+                out[name] = []
+            elif kind == "boolean":
+                out[name] = False
+            continue
+        raw = values[name]
+        if kind == "array":
+            out[name] = [_convert(t, prop.get("items", {}), name) for t in raw]
+        elif kind == "boolean":
+            out[name] = True if not raw else bool(yaml.safe_load(raw[0]))
+        elif len(raw) != 1:
+            raise ConfigError(f"--{name} takes one value, got {raw!r}")
+        else:
+            out[name] = _convert(raw[0], prop, name)
+    validate(out, sub, where=f"flags for section {section!r}", prefix=section)
+    return out
+
+
+def _is_number(token: str) -> bool:
+    try:
+        float(token)
+        return True
+    except ValueError:
+        return False
+
+
+def run_metadata(**extra: Any) -> dict:
+    """Versions and host facts recorded next to every result."""
+    import numpy
+    import scipy
+    import sklearn
+    import torch
+
+    from . import __version__
+
+    meta = {
+        "vaepriors": __version__,
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "scipy": scipy.__version__,
+        "scikit-learn": sklearn.__version__,
+        "platform": platform.platform(),
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
+    meta.update(extra)
+    return meta
+
+
+def parse_sections(tokens: Iterable[str], sections: Iterable[str]) -> dict[str, dict]:
+    """Split flags of several sections (``${train} ${model}``) by key owner, then parse each."""
+    schema = load_schema()
+    sections = list(sections)
+    owner: dict[str, str] = {}
+    for section in sections:
+        for key in section_schema(section, schema).get("properties", {}):
+            if key in owner:
+                raise ConfigError(f"key {key!r} is in both {owner[key]!r} and {section!r}")
+            owner[key] = section
+    routed: dict[str, list[str]] = {s: [] for s in sections}
+    current = None
+    for token in tokens:
+        if token.startswith("--") and not _is_number(token):
+            key = token[2:].replace("-", "_")
+            if key not in owner:
+                raise ConfigError(f"unknown key {key!r} (from flag {token}); "
+                                  f"expected a key of {', '.join(sections)}")
+            current = owner[key]
+        elif current is None:
+            raise ConfigError(f"value {token!r} comes before any --key")
+        routed[current].append(token)
+    return {s: parse_section(routed[s], s, schema) for s in sections}

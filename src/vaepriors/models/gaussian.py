@@ -1,0 +1,44 @@
+"""N-VAE (Kingma & Welling 2013): diagonal Gaussian posterior, N(0, I) prior, analytic KL."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.distributions import Distribution, Independent, Normal
+
+from .base import LatentVariableModel
+
+# Log-variance range of Gaussian posteriors and priors: keeps exp() finite and the KL bounded when
+# an encoder saturates early in training (VampPrior code clips the same way).
+LOGVAR_MIN, LOGVAR_MAX = -12.0, 8.0
+
+
+def diagonal_normal(mu: torch.Tensor, logvar: torch.Tensor) -> Independent:
+    logvar = logvar.clamp(LOGVAR_MIN, LOGVAR_MAX)
+    return Independent(Normal(mu, torch.exp(0.5 * logvar)), 1)
+
+
+class GaussianPosteriorMixin:
+    """A head giving mean and log-variance of a diagonal Gaussian q(z|x)."""
+
+    def _build_gaussian_head(self) -> None:
+        self.head = nn.Linear(self.hidden[-1], 2 * self.code_dim)
+
+    def posterior(self, x: torch.Tensor) -> Distribution:
+        mu, logvar = self.head(self.body(x)).chunk(2, dim=-1)
+        return diagonal_normal(mu, logvar)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x))[..., : self.code_dim]
+
+
+class NVAE(GaussianPosteriorMixin, LatentVariableModel):
+    name = "nvae"
+
+    def __init__(self, input_dim: int, latent_dim: int, hidden: list[int]):
+        super().__init__(input_dim, latent_dim, hidden)
+        self._build_gaussian_head()
+
+    def prior(self) -> Distribution:
+        zero = self._zeros(self.code_dim)
+        return Independent(Normal(zero, torch.ones_like(zero)), 1)

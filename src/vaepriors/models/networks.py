@@ -1,0 +1,33 @@
+"""The encoder body and decoder shared by every latent family (Davidson et al. 2018: 784-256-128)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def mlp(sizes: list[int], final_activation: bool) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(n_in, n_out))
+        if final_activation or i < len(sizes) - 2:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+def encoder_body(input_dim: int, hidden: list[int]) -> nn.Sequential:
+    """input -> hidden[0] -> ... -> hidden[-1], ReLU after each; heads are per family."""
+    return mlp([input_dim, *hidden], final_activation=True)
+
+
+def decoder(code_dim: int, hidden: list[int], input_dim: int) -> nn.Sequential:
+    """The mirror of the encoder; returns Bernoulli logits."""
+    return mlp([code_dim, *reversed(hidden), input_dim], final_activation=False)
+
+
+@torch.no_grad()
+def init_output_bias(dec: nn.Sequential, pixel_mean: torch.Tensor, eps: float = 1e-3) -> None:
+    """Start the decoder at the logits of the training pixel means (Burda et al. 2015): the first
+    epochs then learn structure instead of the average image."""
+    p = pixel_mean.clamp(eps, 1 - eps).to(dec[-1].bias)
+    dec[-1].bias.copy_(torch.log(p) - torch.log1p(-p))

@@ -1,0 +1,85 @@
+"""Per-epoch checkpoints that survive kill -9: atomic writes, the last two kept, corruption detected.
+
+A checkpoint holds everything the next epoch depends on (weights, optimizer, every RNG state,
+early-stopping state, history), so a resumed run continues bit for bit where the killed one stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+log = logging.getLogger(__name__)
+
+KEEP = 2
+_NAME = re.compile(r"^epoch-(\d+)\.pt$")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file is truncated or not one of ours; the message names the file."""
+
+
+def atomic_save(obj: Any, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+class CheckpointDir:
+    def __init__(self, directory: str | Path):
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+
+    def epochs(self) -> list[int]:
+        found = (_NAME.match(p.name) for p in self.dir.iterdir())
+        return sorted(int(m.group(1)) for m in found if m)
+
+    def path(self, epoch: int) -> Path:
+        return self.dir / f"epoch-{epoch:05d}.pt"
+
+    def save(self, state: dict, epoch: int) -> None:
+        atomic_save(state, self.path(epoch))
+        for old in self.epochs()[:-KEEP]:
+            self.path(old).unlink(missing_ok=True)
+
+    def read(self, path: Path) -> dict:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # torch raises several types for a truncated zip
+            raise CheckpointError(f"checkpoint {path} is corrupt or truncated: {exc}") from exc
+        if not isinstance(state, dict) or "epoch" not in state:
+            raise CheckpointError(f"checkpoint {path} is not a vaepriors training checkpoint")
+        return state
+
+    def latest(self) -> dict | None:
+        """Newest readable checkpoint; say so (never silently) when falling back or starting over."""
+        epochs = self.epochs()
+        for epoch in reversed(epochs):
+            path = self.path(epoch)
+            try:
+                state = self.read(path)
+            except CheckpointError as exc:
+                log.warning("%s; falling back to the previous checkpoint", exc)
+                continue
+            log.info("resuming from %s (epoch %d)", path, state["epoch"])
+            return state
+        if epochs:
+            log.warning("no readable checkpoint in %s; starting over from epoch 0", self.dir)
+        return None
+
+    def clear(self) -> None:
+        for epoch in self.epochs():
+            self.path(epoch).unlink(missing_ok=True)

@@ -1,0 +1,85 @@
+"""One training run from prepared data to the files the `train` rule promises."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import code_dim
+from ..config import run_metadata
+from ..data.prepare import load_processed
+from ..models import LatentVariableModel, build_model, save_model
+from .trainer import EVAL_BATCH, Trainer, TrainData, write_history
+
+log = logging.getLogger(__name__)
+
+
+def model_for(name: str, latent_dim: int, input_dim: int, n_classes: int, model_cfg: dict) -> LatentVariableModel:
+    kwargs = {"input_dim": input_dim, "latent_dim": latent_dim, "hidden": model_cfg["hidden"]}
+    if name == "gmmvae":
+        kwargs["n_components"] = model_cfg["gmm_components"] or n_classes
+    return build_model(name, **kwargs)
+
+
+@torch.no_grad()
+def codes_of(model: LatentVariableModel, x: torch.Tensor) -> np.ndarray:
+    device = next(model.parameters()).device
+    return torch.cat([model.embed(x[s : s + EVAL_BATCH].to(device)).cpu()
+                      for s in range(0, len(x), EVAL_BATCH)]).double().numpy()
+
+
+def train_run(
+    data_path: str | Path,
+    out_dir: str | Path,
+    dataset: str,
+    model_name: str,
+    latent_dim: int,
+    seed: int,
+    train_cfg: dict,
+    model_cfg: dict,
+    progress: bool = True,
+) -> dict:
+    torch.set_num_threads(train_cfg["threads"])
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    arrays = load_processed(data_path)
+    data = TrainData.from_arrays(arrays)
+    n_classes = int(arrays["n_classes"])
+    torch.manual_seed(seed)  # network initialisation
+    model = model_for(model_name, latent_dim, data.x_train.shape[1], n_classes, model_cfg)
+    model.init_output_bias(data.x_train.mean(0))
+    run_config = {"dataset": dataset, "model": model_name, "latent_dim": latent_dim,
+                  "code_dim": code_dim(model_name, latent_dim), "model_cfg": model_cfg,
+                  "data": str(data_path)}
+    trainer = Trainer(model, data, train_cfg, seed, out_dir, run_config=run_config,
+                      pretrain_epochs=model_cfg["gmm_pretrain_epochs"], progress=progress)
+    summary = trainer.fit()
+
+    extra = {}
+    if model_name == "ae":
+        # Codes of one fixed binarisation of the training set (the model was trained on such draws).
+        gen = torch.Generator().manual_seed(seed)
+        xb_train = torch.bernoulli(data.x_train, generator=gen)
+        scores = model.fit_density(codes_of(model, xb_train), codes_of(model, data.xb_val),
+                                   model_cfg["ae_density_components"], seed)
+        extra["ae_density"] = {"components": model.density_components,
+                               "validation_log_density": {str(k): v for k, v in scores.items()}}
+        log.info("AE ex-post GMM: %d components (validation log-density %s)",
+                 model.density_components, scores)
+
+    model.cpu()
+    save_model(model, out_dir / "model.pt")
+    write_history(trainer.history, out_dir / "history.csv")
+    record = {**run_config, "seed": seed, "train": train_cfg, **summary, **extra,
+              "meta": run_metadata(seed=seed, device=str(trainer.device))}
+    tmp = out_dir / ".config.json.tmp"
+    tmp.write_text(json.dumps(record, indent=2))
+    os.replace(tmp, out_dir / "config.json")
+    # The run is complete: its result is model.pt. Stale checkpoints would only mislead a rerun.
+    trainer.checkpoints.clear()
+    return record

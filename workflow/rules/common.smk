@@ -1,0 +1,52 @@
+# Shared names and helpers. Rules only wire files to scripts; paths are built here once.
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+from vaepriors.config import to_flags  # noqa: E402
+
+# Datasets that come from IDX files (downloaded); the others are generated offline.
+IDX_DATASETS = ["mnist", "fashion_mnist"]
+IDX_FILES = [
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+]
+RAW = config["data"]["raw_dir"]
+PROCESSED = config["data"]["processed_dir"]
+PY = sys.executable
+
+RUN = "{dataset}/{model}/d{dim}/s{seed}"
+
+wildcard_constraints:
+    dataset="[a-z_]+",
+    model="nvae|svae|gmmvae|ae",
+    dim=r"\d+",
+    seed=r"\d+",
+
+
+def flags(*sections):
+    """The flags DVC's ${section} unpacking writes, so both engines call scripts identically."""
+    return " ".join(to_flags(config[s]) for s in sections)
+
+
+def runs(pattern):
+    return expand(
+        pattern,
+        dataset=config["datasets"],
+        model=config["models"],
+        dim=config["latent_dims"],
+        seed=config["seeds"],
+    )
+
+
+def all_targets():
+    targets = [
+        "results/tables/loglik.csv",
+        "results/tables/clustering.csv",
+        "results/tables/knn.csv",
+        "results/tables/summary.json",
+    ]
+    targets += figure_targets()
+    return targets
