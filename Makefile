@@ -1,0 +1,42 @@
+# Two commands for a new user:  `make reproduce`  and  `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+CORES ?= all
+
+.PHONY: setup reproduce quick test test-slurm bench clean-results
+
+$(BIN)/.installed: requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	# torch first and pinned: a looser spec would pull gigabytes of CUDA wheels.
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $@
+
+setup: $(BIN)/.installed
+
+## The full replication grid from params.yaml.
+reproduce: setup
+	$(BIN)/snakemake --cores $(CORES)
+
+## The quick profile: the whole DAG on scikit-learn's digits in a few minutes.
+quick: setup
+	$(BIN)/snakemake --cores $(CORES) --configfile profiles/quick/params.yaml
+
+## Unit tests and the short end-to-end checks.
+test: setup
+	$(BIN)/python -m pytest -q
+
+## The pipeline through a real single-node SLURM (root, Debian).
+test-slurm: setup
+	$(BIN)/pip install --quiet -e .[slurm]
+	bash tests/slurm/run_slurm_test.sh
+
+## Side-by-side speed benchmark against pythae (optional extra).
+bench: setup
+	$(BIN)/pip install --quiet -e .[bench]
+	$(BIN)/python benchmarks/bench_speed.py
+
+clean-results:
+	rm -rf results/models results/metrics results/tables results/figures results/logs

@@ -1,0 +1,111 @@
+"""Evaluate one trained run: every number of the per-run metrics file (layout in tables.py)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..config import run_metadata
+from ..data.prepare import load_processed
+from ..models import load_model
+from .clustering import clustering_scores, kmeans_labels, pca_gmm, pixel_kmeans
+from .knn import knn_accuracy
+from .loglik import (
+    active_units,
+    choose_ae_proposal_scale,
+    elbo_terms,
+    importance_log_likelihood,
+    posterior_means,
+)
+
+log = logging.getLogger(__name__)
+
+# The AE proposal scale is chosen on this many validation points with this many samples: a
+# ranking of a handful of candidates, not a reported number, so it need not cost a full evaluation.
+AE_SCALE_POINTS = 1000
+AE_SCALE_SAMPLES = 100
+
+AE_BOUND_NOTE = (
+    "AE log-likelihood: importance sampling with the proposal N(enc(x), s^2 I) (s chosen on the "
+    "validation split) and the ex-post GMM as p(z). Its expectation is a lower bound on the "
+    "log-likelihood of the AE-plus-GMM generative model, so it is on the same axis as the VAE numbers."
+)
+
+
+def _binary(arrays: dict, key: str) -> torch.Tensor:
+    return torch.from_numpy(np.asarray(arrays[key])).float()
+
+
+def evaluate_run(model_path: str | Path, data_path: str | Path, seed: int, cfg: dict,
+                 progress: bool = True) -> dict:
+    torch.set_num_threads(cfg["threads"])
+    arrays = load_processed(data_path)
+    model = load_model(model_path)
+    x_test, x_val = _binary(arrays, "xb_test"), _binary(arrays, "xb_val")
+    y_train, y_val, y_test = (np.asarray(arrays[k]) for k in ("y_train", "y_val", "y_test"))
+    n_classes = int(arrays["n_classes"])
+    # Training codes from one seeded binarisation, as the model saw binary images.
+    gen = torch.Generator().manual_seed(seed)
+    x_train = torch.bernoulli(torch.from_numpy(np.asarray(arrays["x_train"])).float() / 255, generator=gen)
+    K = cfg["importance_samples"]
+
+    metrics: dict = {"meta": run_metadata(seed=seed, eval_seed=seed, model_path=str(model_path),
+                                          data_path=str(data_path))}
+    if model.name == "ae":
+        scale, scores = choose_ae_proposal_scale(
+            model, x_val[:AE_SCALE_POINTS], cfg["ae_scale_grid"], min(K, AE_SCALE_SAMPLES),
+            cfg["chunk_elements"], generator=torch.Generator().manual_seed(seed))
+        metrics["ae_proposal"] = {"scale": scale, "validation_loglik": {str(k): v for k, v in scores.items()},
+                                  "note": AE_BOUND_NOTE}
+        log.info("AE proposal scale %.3g (validation scores %s)", scale, scores)
+
+    loglik = importance_log_likelihood(model, x_test, K, cfg["chunk_elements"],
+                                       generator=torch.Generator().manual_seed(seed), progress=progress)
+    metrics["loglik"] = {
+        "mean": float(loglik.mean()),
+        "sd": float(loglik.std()),
+        "sem": float(loglik.std() / np.sqrt(len(loglik))),
+        "importance_samples": K,
+        "n_test": len(loglik),
+        "split": "test",
+        "binarize_seed": "fixed binarisation from the prepared data (data.binarize_seed)",
+    }
+    metrics["elbo"] = elbo_terms(model, x_test, generator=torch.Generator().manual_seed(seed))
+    metrics["active_units"] = active_units(model, x_test)
+
+    z_train = posterior_means(model, x_train)
+    z_val = posterior_means(model, x_val)
+    z_test = posterior_means(model, x_test)
+    if model.name == "gmmvae":
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            y_pred = torch.cat([model.cluster(x_test[i : i + 1000]) for i in range(0, len(x_test), 1000)]).numpy()
+        method = "mixture assignment argmax_k p(k|z), averaged over posterior samples"
+    else:
+        spherical = model.name == "svae"
+        y_pred = kmeans_labels(z_test, n_classes, cfg["kmeans_n_init"], seed, spherical=spherical)
+        method = ("spherical " if spherical else "") + f"k-means (n_init={cfg['kmeans_n_init']}) on posterior means"
+    metrics["clustering"] = {**clustering_scores(y_test, y_pred), "method": method, "k": n_classes,
+                             "split": "test"}
+
+    metrics["knn"] = {
+        str(n): knn_accuracy(z_train, y_train, z_val, y_val, z_test, y_test, n, cfg["knn_k"], seed)
+        for n in cfg["knn_labels"] if n <= len(y_train)
+    }
+    return metrics
+
+
+def reference_rows(data_path: str | Path, seed: int, cfg: dict) -> dict:
+    """Clustering floors that need no VAE: k-means on pixels, a GMM on 10 principal components."""
+    arrays = load_processed(data_path)
+    x_test = np.asarray(arrays["x_test"], dtype=np.float64) / 255
+    y_test = np.asarray(arrays["y_test"])
+    k = int(arrays["n_classes"])
+    return {
+        "pixel_kmeans": clustering_scores(y_test, pixel_kmeans(x_test, k, seed, cfg["kmeans_n_init"])),
+        "pca_gmm": clustering_scores(y_test, pca_gmm(x_test, k, seed)),
+        "meta": run_metadata(seed=seed, data_path=str(data_path)),
+    }
