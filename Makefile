@@ -2,6 +2,8 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# Rules and DVC stages call `python`: the venv's, first on PATH.
+export PATH := $(abspath $(BIN)):$(PATH)
 CORES ?= all
 
 .PHONY: setup reproduce quick test test-slurm bench clean-results

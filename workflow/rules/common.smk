@@ -5,17 +5,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from vaepriors.config import to_flags  # noqa: E402
 
-# Datasets that come from IDX files (downloaded); the others are generated offline.
-IDX_DATASETS = ["mnist", "fashion_mnist"]
-IDX_FILES = [
-    "train-images-idx3-ubyte.gz",
-    "train-labels-idx1-ubyte.gz",
-    "t10k-images-idx3-ubyte.gz",
-    "t10k-labels-idx1-ubyte.gz",
-]
 RAW = config["data"]["raw_dir"]
 PROCESSED = config["data"]["processed_dir"]
-PY = sys.executable
 
 RUN = "{dataset}/{model}/d{dim}/s{seed}"
 

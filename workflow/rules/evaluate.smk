@@ -4,46 +4,50 @@
 rule evaluate:
     input:
         script="scripts/evaluate.py",
-        data=PROCESSED + "/{dataset}.npz",
-        model="results/models/" + RUN + "/model.pt",
+        data=f"{PROCESSED}/{{dataset}}.npz",
+        model=f"results/models/{RUN}/model.pt",
     output:
-        "results/metrics/" + RUN + ".json",
+        f"results/metrics/{RUN}.json",
     params:
         flags=flags("evaluate"),
     log:
-        "results/logs/evaluate/" + RUN + ".log",
+        f"results/logs/evaluate/{RUN}.log",
+    conda:
+        "../envs/vaepriors.yaml"
     threads: config["evaluate"]["threads"]
     resources:
         mem_mb=2000,
         runtime=120,
     shell:
-        "{PY} {input.script} --data {input.data} --model {input.model} --out {output}"
+        "python {input.script} --data {input.data} --model {input.model} --out {output}"
         " --seed {wildcards.seed} {params.flags} 2> {log}"
 
 
 rule reference_clustering:
     input:
         script="scripts/reference_clustering.py",
-        data=PROCESSED + "/{dataset}.npz",
+        data=f"{PROCESSED}/{{dataset}}.npz",
     output:
         "results/metrics/{dataset}/references.json",
     params:
         flags=flags("evaluate"),
     log:
         "results/logs/evaluate/{dataset}_references.log",
+    conda:
+        "../envs/vaepriors.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=60,
     shell:
-        "{PY} {input.script} --data {input.data} --dataset {wildcards.dataset} --out {output}"
+        "python {input.script} --data {input.data} --dataset {wildcards.dataset} --out {output}"
         " {params.flags} 2> {log}"
 
 
 rule aggregate:
     input:
         script="scripts/aggregate.py",
-        metrics=runs("results/metrics/" + RUN + ".json"),
+        metrics=runs(f"results/metrics/{RUN}.json"),
         references=expand("results/metrics/{dataset}/references.json", dataset=config["datasets"]),
     output:
         loglik="results/tables/loglik.csv",
@@ -52,10 +56,12 @@ rule aggregate:
         summary="results/tables/summary.json",
     log:
         "results/logs/aggregate.log",
+    conda:
+        "../envs/vaepriors.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
     shell:
-        "{PY} {input.script} --metrics {input.metrics} --references {input.references}"
+        "python {input.script} --metrics {input.metrics} --references {input.references}"
         " --out-dir results/tables 2> {log}"
