@@ -1,0 +1,214 @@
+"""Importance-sampled test log-likelihood, test ELBO and active units.
+
+    log p(x) ~= logsumexp_k [log p(x|z_k) + log p(z_k) - log q(z_k|x)] - log K,   z_k ~ q(z|x)
+
+Its expectation is a lower bound on log p(x) (Jensen) that tightens as K grows (Burda et al. 2015).
+log p(x|z) comes from the decoder's Bernoulli logits (BCE with logits, summed over pixels); every
+log-weight is formed and combined in float64.
+
+Sampling is organised so that the estimate does not depend on the chunking: the K samples are drawn
+in blocks whose size depends only on (N, code_dim, K); each block has its own seed, drawn up front
+from ``generator`` (or torch's global generator), and is drawn for all N points at once under that
+seed. The decoder then works through each block in chunks of at most ``chunk_elements`` logits. A
+point therefore receives the same K samples whatever ``chunk_elements`` is; only the float rounding
+of the partial sums can differ. The global RNG state is restored afterwards (apart from the block
+seeds drawn from it when ``generator`` is None).
+
+Memory: the decoded logits of one chunk hold at most ``chunk_elements`` values (points x samples x
+pixels); a sample block holds at most max(SAMPLE_BLOCK_ELEMENTS, N x code_dim) code values, and
+the encoder runs once over all N points. Peak memory is a small multiple of one chunk.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+# Seeds for torch.manual_seed; any non-negative int64 works, this keeps them clear of overflow.
+_SEED_HIGH = 2**62
+# Bound on the codes drawn at once (samples x points x code_dim): a few MB, small beside a chunk of
+# decoded pixels, and large enough that the per-block Python overhead is negligible.
+SAMPLE_BLOCK_ELEMENTS = 2**20
+
+
+@contextmanager
+def _eval_mode(model: torch.nn.Module) -> Iterator[None]:
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
+def _forked_rng(device: torch.device):
+    """Context in which reseeding torch's RNG leaves the caller's RNG state untouched."""
+    return torch.random.fork_rng(devices=[device] if device.type == "cuda" else [])
+
+
+def _draw_seed(generator: torch.Generator | None) -> int:
+    return int(torch.randint(_SEED_HIGH, (1,), generator=generator))
+
+
+def _as_float(x: torch.Tensor | np.ndarray) -> torch.Tensor:
+    x = torch.as_tensor(x)
+    return x if x.is_floating_point() else x.to(torch.get_default_dtype())
+
+
+def chunk_plan(
+    n_points: int, n_samples: int, n_pixels: int, chunk_elements: int
+) -> tuple[int, int]:
+    """(points per chunk, samples per chunk) with points x samples x pixels <= chunk_elements.
+
+    All points share a chunk when they fit, and the remaining budget buys samples; otherwise each
+    chunk takes one sample for as many points as fit. Either way the decoder sees about
+    chunk_elements / pixels codes per call, the most the budget allows.
+    """
+    if chunk_elements < n_pixels:
+        raise ValueError(f"chunk_elements={chunk_elements} is below one image ({n_pixels} pixels)")
+    points = min(n_points, chunk_elements // n_pixels)
+    samples = min(n_samples, chunk_elements // (points * n_pixels))
+    return points, samples
+
+
+def sample_block_size(n_points: int, code_dim: int, n_samples: int) -> int:
+    """Samples per seeded block: as many as keep block x points x code_dim <= SAMPLE_BLOCK_ELEMENTS.
+
+    It depends on N, code_dim and K only, never on chunk_elements, so every chunking sees the
+    same blocks and hence the same samples."""
+    return max(1, min(n_samples, SAMPLE_BLOCK_ELEMENTS // (n_points * code_dim)))
+
+
+def bernoulli_log_likelihood(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """log p(x|z) summed over pixels in float64; ``x`` (P, D) broadcasts over leading sample dims."""
+    bce = F.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none")
+    return -bce.sum(-1, dtype=torch.float64)
+
+
+@torch.no_grad()
+def importance_log_likelihood(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    n_samples: int,
+    chunk_elements: int,
+    generator: torch.Generator | None = None,
+    progress: bool = False,
+) -> torch.Tensor:
+    """Per-point importance-sampled log p(x) in nats: float64 tensor of shape (N,) on the CPU.
+
+    ``x`` (N, D) in {0, 1}, on the model's device. ``generator`` (a CPU torch.Generator) fixes
+    the samples; without it they follow torch's global seed."""
+    x = _as_float(x)
+    n, d = x.shape
+    block = sample_block_size(n, model.code_dim, n_samples)
+    points, samples = chunk_plan(n, block, d, chunk_elements)
+    block_sizes = [min(block, n_samples - start) for start in range(0, n_samples, block)]
+    seeds = torch.randint(_SEED_HIGH, (len(block_sizes),), generator=generator).tolist()
+    point_starts = range(0, n, points)
+    n_chunks = sum(math.ceil(b / samples) for b in block_sizes) * len(point_starts)
+    log_sum = torch.full((n,), -math.inf, dtype=torch.float64)
+    with (
+        _eval_mode(model),
+        _forked_rng(x.device),
+        tqdm(total=n_chunks, disable=not progress, desc="log-likelihood", unit="chunk") as bar,
+    ):
+        posterior, prior = model.posterior(x), model.prior()
+        for seed, size in zip(seeds, block_sizes):
+            torch.manual_seed(seed)
+            z = posterior.sample((size,))  # (size, N, code_dim)
+            log_ratio = prior.log_prob(z).double() - posterior.log_prob(z).double()
+            for s0 in range(0, size, samples):
+                for p0 in point_starts:
+                    rows = slice(p0, p0 + points)
+                    logits = model.decode(z[s0 : s0 + samples, rows])
+                    log_w = (
+                        bernoulli_log_likelihood(logits, x[rows])
+                        + log_ratio[s0 : s0 + samples, rows]
+                    )
+                    # Partial logsumexps combine exactly: lse(a ∪ b) = logaddexp(lse(a), lse(b)).
+                    log_sum[rows] = torch.logaddexp(log_sum[rows], torch.logsumexp(log_w, 0).cpu())
+                    bar.update()
+    return log_sum - math.log(n_samples)
+
+
+@torch.no_grad()
+def elbo_terms(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    batch_size: int = 1000,
+    generator: torch.Generator | None = None,
+) -> dict[str, float]:
+    """Test ELBO and its parts (nats, averaged over points) from model.loss(x, beta=1).
+
+    model.loss draws one posterior sample per point; it runs under a seed drawn from ``generator``.
+    """
+    x = _as_float(x)
+    totals = {"elbo": 0.0, "rec": 0.0, "kl": 0.0}
+    seed = _draw_seed(generator)
+    with _eval_mode(model), _forked_rng(x.device):
+        torch.manual_seed(seed)
+        for start in range(0, len(x), batch_size):
+            batch = x[start : start + batch_size]
+            out = model.loss(batch, beta=1.0)
+            for key in totals:
+                totals[key] += float(out[key]) * len(batch)
+    return {key: value / len(x) for key, value in totals.items()}
+
+
+@torch.no_grad()
+def posterior_means(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 1000) -> np.ndarray:
+    """model.embed over ``x`` in batches: (N, code_dim) float64 array for clustering and k-NN."""
+    x = _as_float(x)
+    with _eval_mode(model):
+        parts = [
+            model.embed(x[i : i + batch_size]).double().cpu() for i in range(0, len(x), batch_size)
+        ]
+    return torch.cat(parts).numpy()
+
+
+def active_units(
+    model: torch.nn.Module, x: torch.Tensor, threshold: float = 0.01, batch_size: int = 1000
+) -> int:
+    """Latent dimensions whose posterior mean varies across the data: Var_x(E_q[z_j]) > threshold
+    (Burda et al. 2015). Counted over the code_dim coordinates of model.embed."""
+    variance = posterior_means(model, x, batch_size).var(axis=0)
+    return int((variance > threshold).sum())
+
+
+def _set_proposal_scale(model: torch.nn.Module, scale: float) -> None:
+    # A registered buffer only accepts tensors; keep its dtype and device.
+    current = model.proposal_scale
+    if isinstance(current, torch.Tensor):
+        scale = torch.as_tensor(scale, dtype=current.dtype, device=current.device)
+    model.proposal_scale = scale
+
+
+def choose_ae_proposal_scale(
+    model: torch.nn.Module,
+    x_val: torch.Tensor,
+    scales: Sequence[float],
+    n_samples: int,
+    chunk_elements: int,
+    generator: torch.Generator | None = None,
+    progress: bool = False,
+) -> tuple[float, dict[float, float]]:
+    """Set the AE proposal std s (q(z|x) = N(enc(x), s^2 I)) to the candidate with the highest mean
+    validation log-likelihood. Every candidate is scored with the same seeds (common random numbers),
+    so the comparison is not decided by sampling noise. Returns (chosen s, {s: mean log-likelihood})."""
+    seed = _draw_seed(generator)
+    scores: dict[float, float] = {}
+    for scale in scales:
+        _set_proposal_scale(model, float(scale))
+        loglik = importance_log_likelihood(
+            model, x_val, n_samples, chunk_elements, torch.Generator().manual_seed(seed), progress
+        )
+        scores[float(scale)] = float(loglik.mean())
+    best = max(scores, key=scores.get)
+    _set_proposal_scale(model, best)
+    return best, scores

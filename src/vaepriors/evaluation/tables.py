@@ -1,0 +1,195 @@
+"""Per-run metrics files and the aggregate tables built from them.
+
+Per-run metrics dict, written to results/metrics/{dataset}/{model}/d{latent_dim}/s{seed}.json.
+Only the first five keys are required; a missing section is simply absent from the tables.
+
+    {
+      "dataset": "mnist", "model": "svae", "latent_dim": 10, "code_dim": 11, "seed": 0,
+      "loglik": {"mean": -93.2, "sd": 25.1, "K": 500, "n_test": 10000, "chunk_elements": 20000000},
+                      # mean/sd of the per-point importance-sampled log p(x) over the test split, nats
+      "elbo": {"elbo": -97.0, "rec": 72.1, "kl": 24.9},  # test means, nats; rec = -log p(x|z)
+      "active_units": 9,                 # code_dim coordinates with Var_x(embed) > 0.01
+      "clustering": {"method": "kmeans" | "spherical_kmeans" | "mixture", "k": 10,
+                     "acc": 0.61, "nmi": 0.55, "ari": 0.42},   # test split, Hungarian accuracy
+      "knn": {"100": {"k": 5, "val_acc": {"1": 0.7, "5": 0.72}, "test_acc": 0.71},
+              "600": {...}, "1000": {...}},                     # keyed by number of labels
+      "references": {"pixel_kmeans": {"acc", "nmi", "ari"},     # no-VAE floors, same test split
+                     "pca_gmm": {"acc", "nmi", "ari"}},
+      "meta": {"split": "test", "binarize_seed": 1, "importance_samples": 500,
+               "ae_proposal_scale": 0.1, "ae_scale_scores": {"0.1": -95.0, ...},   # AE only
+               "bound": "...what the log-likelihood bounds (AE: the AE-plus-GMM model)...",
+               "versions": {...}, "host": "...", "elapsed_s": 812.0}
+    }
+
+Flattened metric names used by the tables: loglik, elbo, rec, kl, active_units, cluster_acc,
+cluster_nmi, cluster_ari, knn_{n_labels} (test accuracy). Reference rows appear as pseudo-models
+"pixel_kmeans" and "pca_gmm" in the clustering table; runs of several models that share a dataset,
+latent dim and seed carry the same reference numbers, which are counted once.
+
+Tables (results/tables/{loglik,clustering,knn}.{csv,md}) are laid out like Table 1 of Davidson et
+al. 2018: one block per dataset and metric, rows = latent dim d, columns = model, cells = mean ± sd
+over seeds (sample sd; a single seed shows the mean alone). The CSV holds the same layout as
+numbers: columns dataset, metric, latent_dim, then {model}_mean, {model}_sd, {model}_n.
+summary.json holds the headline means: {dataset: {model: {"d{latent_dim}": {metric: mean}}}}.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+
+MODEL_ORDER = ["nvae", "svae", "gmmvae", "ae", "pixel_kmeans", "pca_gmm"]
+TABLE_METRICS = {
+    "loglik": ["loglik", "elbo", "rec", "kl", "active_units"],
+    "clustering": ["cluster_acc", "cluster_nmi", "cluster_ari"],
+    "knn": [],  # knn_{n_labels}: whichever label counts the runs report
+}
+HEADLINE = ["loglik", "cluster_acc"]  # plus every knn_{n_labels}
+TITLES = {
+    "loglik": "importance-sampled test log-likelihood (nats)",
+    "elbo": "test ELBO (nats)",
+    "rec": "test reconstruction term -log p(x|z) (nats)",
+    "kl": "test KL term (nats)",
+    "active_units": "active units (Var_x E_q[z_j] > 0.01)",
+    "cluster_acc": "clustering accuracy (Hungarian, test split, K = classes)",
+    "cluster_nmi": "clustering NMI (test split)",
+    "cluster_ari": "clustering ARI (test split)",
+}
+_KEYS = ["dataset", "model", "latent_dim", "seed"]
+
+
+def _run_rows(run: dict) -> list[dict]:
+    """Long rows (dataset, model, latent_dim, seed, metric, value) of one metrics dict."""
+    key = {k: run[k] for k in _KEYS}
+    values = {}
+    if "loglik" in run:
+        values["loglik"] = run["loglik"]["mean"]
+    values.update(run.get("elbo", {}))
+    if "active_units" in run:
+        values["active_units"] = run["active_units"]
+    for name in ("acc", "nmi", "ari"):
+        if name in run.get("clustering", {}):
+            values[f"cluster_{name}"] = run["clustering"][name]
+    for n_labels, result in run.get("knn", {}).items():
+        values[f"knn_{n_labels}"] = result["test_acc"]
+    rows = [{**key, "metric": m, "value": float(v)} for m, v in values.items()]
+    for ref, scores in run.get("references", {}).items():
+        rows += [
+            {**key, "model": ref, "metric": f"cluster_{m}", "value": float(scores[m])}
+            for m in ("acc", "nmi", "ari")
+        ]
+    return rows
+
+
+def runs_frame(metrics: list[dict]) -> pd.DataFrame:
+    """One row per (run, metric); duplicated reference rows collapse to one."""
+    rows = [row for run in metrics for row in _run_rows(run)]
+    frame = pd.DataFrame(rows, columns=[*_KEYS, "metric", "value"])
+    return frame.drop_duplicates(subset=[*_KEYS, "metric"], keep="first")
+
+
+def aggregate(metrics: list[dict]) -> pd.DataFrame:
+    """Mean, sample sd and number of seeds per (dataset, metric, latent_dim, model)."""
+    grouped = runs_frame(metrics).groupby(["dataset", "metric", "latent_dim", "model"])["value"]
+    return grouped.agg(mean="mean", sd="std", n="count").reset_index()
+
+
+def _model_order(models) -> list[str]:
+    known = [m for m in MODEL_ORDER if m in set(models)]
+    return known + sorted(set(models) - set(known))
+
+
+def _metric_order(table: str, metrics) -> list[str]:
+    if table == "knn":
+        return sorted((m for m in metrics if m.startswith("knn_")), key=lambda m: int(m[4:]))
+    return [m for m in TABLE_METRICS[table] if m in set(metrics)]
+
+
+def wide_table(summary: pd.DataFrame, table: str) -> pd.DataFrame:
+    """Rows (dataset, metric, latent_dim), columns {model}_mean, {model}_sd, {model}_n."""
+    metrics = _metric_order(table, summary["metric"].unique())
+    part = summary[summary["metric"].isin(metrics)]
+    if part.empty:
+        return pd.DataFrame(columns=["dataset", "metric", "latent_dim"])
+    wide = part.pivot_table(
+        index=["dataset", "metric", "latent_dim"],
+        columns="model",
+        values=["mean", "sd", "n"],
+        dropna=False,
+    )
+    models = _model_order(part["model"].unique())
+    columns = [(stat, m) for m in models for stat in ("mean", "sd", "n")]
+    wide = wide.reindex(columns=pd.MultiIndex.from_tuples(columns))
+    wide.columns = [f"{m}_{stat}" for stat, m in columns]
+    counts = [f"{m}_n" for m in models]
+    wide[counts] = wide[counts].astype("Int64")  # pivoting made them float; missing cells stay <NA>
+    wide = wide.reset_index()
+    wide["metric"] = pd.Categorical(wide["metric"], categories=metrics, ordered=True)
+    return wide.sort_values(["dataset", "metric", "latent_dim"]).reset_index(drop=True)
+
+
+def _cell(mean: float, sd: float, metric: str) -> str:
+    if math.isnan(mean):
+        return ""
+    digits = 3 if metric.startswith(("cluster_", "knn_")) else 1 if metric == "active_units" else 2
+    text = f"{mean:.{digits}f}"
+    return text if math.isnan(sd) else f"{text} ± {sd:.{digits}f}"
+
+
+def _title(metric: str) -> str:
+    if metric.startswith("knn_"):
+        return f"k-NN test accuracy with {metric[4:]} labels (k chosen on validation)"
+    return TITLES.get(metric, metric)
+
+
+def markdown(wide: pd.DataFrame) -> str:
+    """One block per dataset and metric: rows d, columns model, cells mean ± sd over seeds."""
+    models = [c[: -len("_mean")] for c in wide.columns if c.endswith("_mean")]
+    blocks = []
+    for (dataset, metric), block in wide.groupby(["dataset", "metric"], observed=True, sort=False):
+        lines = [f"## {dataset}: {_title(metric)}", "", "| d | " + " | ".join(models) + " |"]
+        lines.append("|---" * (len(models) + 1) + "|")
+        for _, row in block.iterrows():
+            cells = [_cell(row[f"{m}_mean"], row[f"{m}_sd"], metric) for m in models]
+            lines.append(f"| {row['latent_dim']} | " + " | ".join(cells) + " |")
+        seeds = ", ".join(
+            f"{m} {block[f'{m}_n'].max()}" for m in models if block[f"{m}_n"].max() > 0
+        )
+        blocks.append("\n".join(lines) + f"\n\nSeeds per cell (most): {seeds}.\n")
+    return "\n".join(blocks) if blocks else "No run reports these metrics.\n"
+
+
+def summary_dict(summary: pd.DataFrame) -> dict:
+    """Headline means, nested {dataset: {model: {"d{latent_dim}": {metric: mean}}}}."""
+    keep = summary["metric"].isin(HEADLINE) | summary["metric"].str.startswith("knn_")
+    out: dict = {}
+    for row in summary[keep].itertuples(index=False):
+        cell = out.setdefault(row.dataset, {}).setdefault(row.model, {})
+        cell.setdefault(f"d{row.latent_dim}", {})[row.metric] = float(row.mean)
+    return out
+
+
+def write_tables(metrics: list[dict], out_dir: str | Path) -> list[Path]:
+    """Write {loglik,clustering,knn}.{csv,md} and summary.json under out_dir; return the paths."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary = aggregate(metrics)
+    written = []
+    for table in TABLE_METRICS:
+        wide = wide_table(summary, table)
+        wide.to_csv(out_dir / f"{table}.csv", index=False)
+        (out_dir / f"{table}.md").write_text(markdown(wide), encoding="utf-8")
+        written += [out_dir / f"{table}.csv", out_dir / f"{table}.md"]
+    path = out_dir / "summary.json"
+    path.write_text(
+        json.dumps(summary_dict(summary), indent=2, sort_keys=True) + "\n", encoding="utf-8"
+    )
+    return [*written, path]
+
+
+def load_metrics(root: str | Path) -> list[dict]:
+    """Every metrics JSON under root (results/metrics), in path order."""
+    return [json.loads(p.read_text(encoding="utf-8")) for p in sorted(Path(root).rglob("*.json"))]

@@ -1,0 +1,116 @@
+"""Aggregation over seeds and the Table-1 layout, on fake metrics dicts."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from vaepriors.evaluation.tables import aggregate, load_metrics, wide_table, write_tables
+
+
+def fake_run(dataset, model, d, seed, loglik):
+    run = {
+        "dataset": dataset,
+        "model": model,
+        "latent_dim": d,
+        "code_dim": d + (model == "svae"),
+        "seed": seed,
+        "loglik": {"mean": loglik, "sd": 20.0, "K": 500, "n_test": 100},
+        "elbo": {"elbo": loglik - 3, "rec": -(loglik - 3) - 10, "kl": 10.0},
+        "active_units": d,
+        "clustering": {"method": "kmeans", "k": 10, "acc": 0.5 + seed / 10, "nmi": 0.4, "ari": 0.3},
+        "knn": {
+            "100": {"k": 3, "val_acc": {"3": 0.7}, "test_acc": 0.7},
+            "1000": {"k": 5, "val_acc": {"5": 0.9}, "test_acc": 0.9},
+        },
+        "references": {
+            "pixel_kmeans": {"acc": 0.50 + seed / 100, "nmi": 0.5, "ari": 0.4},
+            "pca_gmm": {"acc": 0.55, "nmi": 0.5, "ari": 0.4},
+        },
+        "meta": {"split": "test"},
+    }
+    return run
+
+
+@pytest.fixture
+def metrics():
+    runs = []
+    for dataset in ("mnist", "digits"):
+        for model in ("svae", "nvae"):
+            for d in (2, 5):
+                runs += [
+                    fake_run(dataset, model, d, s, -100.0 - d - s - (model == "svae"))
+                    for s in (0, 1, 2)
+                ]
+    runs.pop()  # digits/nvae/d5 has two seeds only
+    return runs
+
+
+def test_aggregate_mean_and_sd(metrics):
+    summary = aggregate(metrics).set_index(["dataset", "metric", "latent_dim", "model"])
+    cell = summary.loc[("mnist", "loglik", 5, "svae")]
+    values = [-106.0, -107.0, -108.0]
+    assert cell["mean"] == pytest.approx(np.mean(values))
+    assert cell["sd"] == pytest.approx(np.std(values, ddof=1))
+    assert cell["n"] == 3
+    assert summary.loc[("digits", "loglik", 5, "nvae"), "n"] == 2
+    # References repeat in every run of a (dataset, d, seed); they count once per seed.
+    ref = summary.loc[("mnist", "cluster_acc", 2, "pixel_kmeans")]
+    assert ref["n"] == 3 and ref["mean"] == pytest.approx(0.51)
+
+
+def test_wide_layout_rows_dim_columns_model(metrics):
+    wide = wide_table(aggregate(metrics), "loglik")
+    assert list(wide.columns[:3]) == ["dataset", "metric", "latent_dim"]
+    assert [c for c in wide.columns if c.endswith("_mean")] == ["nvae_mean", "svae_mean"]
+    block = wide[(wide["dataset"] == "mnist") & (wide["metric"] == "loglik")]
+    assert block["latent_dim"].tolist() == [2, 5]
+    assert block["nvae_mean"].tolist() == pytest.approx([-103.0, -106.0])
+    assert wide["metric"].unique().tolist() == ["loglik", "elbo", "rec", "kl", "active_units"]
+    clustering = wide_table(aggregate(metrics), "clustering")
+    assert [c[:-5] for c in clustering.columns if c.endswith("_mean")] == [
+        "nvae",
+        "svae",
+        "pixel_kmeans",
+        "pca_gmm",
+    ]
+    knn = wide_table(aggregate(metrics), "knn")
+    assert knn["metric"].unique().tolist() == ["knn_100", "knn_1000"]
+
+
+def test_write_tables(metrics, tmp_path):
+    for run in metrics:
+        path = (
+            tmp_path
+            / "metrics"
+            / run["dataset"]
+            / run["model"]
+            / f"d{run['latent_dim']}"
+            / f"s{run['seed']}.json"
+        )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(run))
+    loaded = load_metrics(tmp_path / "metrics")
+    assert len(loaded) == len(metrics)
+    written = write_tables(loaded, tmp_path / "tables")
+    assert sorted(p.name for p in written) == sorted(
+        [f"{t}.{e}" for t in ("loglik", "clustering", "knn") for e in ("csv", "md")]
+        + ["summary.json"]
+    )
+    md = (tmp_path / "tables" / "loglik.md").read_text()
+    assert "## mnist: importance-sampled test log-likelihood (nats)" in md
+    assert "| d | nvae | svae |" in md
+    assert "| 5 | -106.00 ± 1.00 | -107.00 ± 1.00 |" in md
+    csv = pd.read_csv(tmp_path / "tables" / "knn.csv")
+    assert set(csv["metric"]) == {"knn_100", "knn_1000"}
+    summary = json.loads((tmp_path / "tables" / "summary.json").read_text())
+    assert summary["mnist"]["svae"]["d2"] == pytest.approx(
+        {"loglik": -104.0, "cluster_acc": 0.6, "knn_100": 0.7, "knn_1000": 0.9}
+    )
+    assert summary["mnist"]["pca_gmm"]["d2"] == {"cluster_acc": 0.55}
+
+
+def test_single_seed_shows_mean_only(tmp_path):
+    write_tables([fake_run("digits", "ae", 2, 0, -50.0)], tmp_path)
+    assert "| 2 | -50.00 |" in (tmp_path / "loglik.md").read_text()
