@@ -52,6 +52,11 @@ class CheckpointDir:
 
     def save(self, state: dict, epoch: int) -> None:
         atomic_save(state, self.path(epoch))
+        # Checkpoints numbered after this one are stale (unreadable ones that resume skipped):
+        # left in place they would outrank, and prune away, the checkpoint just written.
+        for stale in self.epochs():
+            if stale > epoch:
+                self.path(stale).unlink(missing_ok=True)
         for old in self.epochs()[:-KEEP]:
             self.path(old).unlink(missing_ok=True)
 
@@ -83,3 +88,6 @@ class CheckpointDir:
     def clear(self) -> None:
         for epoch in self.epochs():
             self.path(epoch).unlink(missing_ok=True)
+        # Temporary files of a save that a kill interrupted.
+        for tmp in self.dir.glob(".epoch-*.tmp"):
+            tmp.unlink(missing_ok=True)

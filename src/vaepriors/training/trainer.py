@@ -83,12 +83,12 @@ def _set_rng_state(state: dict, generator: torch.Generator) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _check_finite(terms: dict[str, torch.Tensor], epoch: int, batch: int) -> None:
+def _check_finite(terms: dict[str, torch.Tensor], epoch: int, batch: int | None) -> None:
+    """Epoch and batch are counted from 1, as in history.csv and the progress bar."""
+    where = f"epoch {epoch}" if batch is None else f"epoch {epoch}, batch {batch}"
     for name, value in terms.items():
         if not torch.isfinite(value).all():
-            raise NonFiniteLossError(
-                f"non-finite {name} ({value.item()}) at epoch {epoch}, batch {batch}"
-            )
+            raise NonFiniteLossError(f"non-finite {name} ({value.item()}) at {where}")
 
 
 @torch.no_grad()
@@ -188,7 +188,7 @@ class Trainer:
                        disable=not self.progress, leave=False, mininterval=2)
             for b, start in enumerate(bar):
                 loss = self.model.pretrain_loss(xb[perm[start : start + bs]].to(self.device))
-                _check_finite({"pretrain reconstruction": loss}, epoch, b)
+                _check_finite({"pretrain reconstruction": loss}, epoch + 1, b + 1)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -209,7 +209,7 @@ class Trainer:
         for b, start in enumerate(bar):
             x = xb[perm[start : start + bs]].to(self.device)
             terms = self.model.loss(x, beta=beta)
-            _check_finite(terms, self.epoch, b)
+            _check_finite(terms, self.epoch + 1, b + 1)
             self.optimizer.zero_grad(set_to_none=True)
             terms["loss"].backward()
             self.optimizer.step()
@@ -226,7 +226,8 @@ class Trainer:
             t0 = time.perf_counter()
             row = self.train_epoch()
             val = evaluate_elbo(self.model, self.data.xb_val, self.device)
-            _check_finite({f"validation {k}": torch.tensor(v) for k, v in val.items()}, self.epoch, -1)
+            _check_finite({f"validation {k}": torch.tensor(v) for k, v in val.items()},
+                          self.epoch + 1, None)
             row.update({f"val_{k}": v for k, v in val.items()})
             row["epoch"] = self.epoch + 1
             row["seconds"] = time.perf_counter() - t0
