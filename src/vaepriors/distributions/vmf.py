@@ -16,6 +16,7 @@ the reflection, which is exact because z0 does not depend on mu.
 
 import math
 from functools import cache
+from typing import ClassVar
 
 import torch
 from torch.distributions import Distribution, constraints
@@ -178,7 +179,7 @@ class VonMisesFisher(Distribution):
     loc: (..., m) unit vectors; concentration: (...) positive, broadcast against loc[..., 0].
     """
 
-    arg_constraints = {"loc": sphere, "concentration": constraints.positive}
+    arg_constraints: ClassVar[dict] = {"loc": sphere, "concentration": constraints.positive}
     support = sphere
     has_rsample = True
 
@@ -227,7 +228,7 @@ class VonMisesFisher(Distribution):
         kappa = self.concentration
         return -kappa * self._mean_resultant_length() - self._log_normalizer()
 
-    def rsample(self, sample_shape=torch.Size()):
+    def rsample(self, sample_shape=()):
         shape = self._extended_shape(sample_shape)
         kappa = self.concentration.expand(shape[:-1]).reshape(-1)
         w = _sample_w(kappa.to(torch.float64), self._m)
@@ -242,7 +243,7 @@ class VonMisesFisher(Distribution):
 class HypersphericalUniform(Distribution):
     """Uniform distribution on S^(dim-1) in R^dim (dim is the ambient dimension)."""
 
-    arg_constraints = {}
+    arg_constraints: ClassVar[dict] = {}
     support = sphere
     has_rsample = True
 
@@ -257,7 +258,7 @@ class HypersphericalUniform(Distribution):
     def _log_area(self):
         return torch.tensor(_log_sphere_area(self.dim), dtype=self.dtype, device=self.device)
 
-    def rsample(self, sample_shape=torch.Size()):
+    def rsample(self, sample_shape=()):
         shape = self._extended_shape(sample_shape)
         z = torch.randn(shape, dtype=self.dtype, device=self.device)
         return z / torch.linalg.vector_norm(z, dim=-1, keepdim=True)
