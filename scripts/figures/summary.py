@@ -1,0 +1,56 @@
+#!/usr/bin/env python
+"""Write results/summary.md: evaluation tables, figures and a generated paragraph per study.
+scripts/figures/summary.py --out results/summary.md --loglik L.csv --clustering C.csv --knn K.csv
+--tables-md T.md ... --figures F.png ... --sample-quality Q.csv --classifiers C.json ...
+--density A.csv ... --weights W.csv ..."""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from vaepriors.figures import summary as S
+from vaepriors.figures.cli import parse
+
+
+def _concat(paths):
+    frames = [pd.read_csv(p) for p in paths or []]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--loglik", required=True)
+    parser.add_argument("--clustering", required=True)
+    parser.add_argument("--knn", required=True)
+    parser.add_argument("--tables-md", nargs="*", default=[])
+    parser.add_argument("--figures", nargs="*", default=[])
+    parser.add_argument("--sample-quality", nargs="*", default=[])
+    parser.add_argument("--classifiers", nargs="*", default=[])
+    parser.add_argument("--density", nargs="*", default=[])
+    parser.add_argument("--weights", nargs="*", default=[])
+    args, _ = parse(parser, argv, section=None)
+    classifiers = {Path(p).stem: json.loads(Path(p).read_text()) for p in args.classifiers}
+    quality, density, weights = _concat(args.sample_quality), _concat(args.density), _concat(args.weights)
+    paragraphs = {
+        "loglik": S.loglik_paragraph(pd.read_csv(args.loglik)),
+        "clustering": S.clustering_paragraph(pd.read_csv(args.clustering)),
+        "knn": S.knn_paragraph(pd.read_csv(args.knn)),
+        "quality": S.sample_quality_paragraph(quality, classifiers) if len(quality) else "",
+        "density": S.density_paragraph(density) if len(density) else "",
+        "weights": S.weights_paragraph(weights) if len(weights) else "",
+    }
+    # The evaluation stage writes each table as .csv and .md side by side.
+    evaluation_md = [Path(p).with_suffix(".md") for p in (args.loglik, args.clustering, args.knn)]
+    tables_md = [p for p in evaluation_md if p.exists()] + [Path(p) for p in args.tables_md]
+    tables_md = list(dict.fromkeys(p.resolve() for p in tables_md))  # given twice: listed once
+    S.build_summary(args.out, figures=args.figures, tables_md=tables_md, paragraphs=paragraphs)
+    print(args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

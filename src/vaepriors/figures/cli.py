@@ -1,0 +1,36 @@
+"""What every figure script shares: argument parsing with the ``${figures}`` flags, logging."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from ..config import ConfigError, parse_section
+
+
+def parse(parser: argparse.ArgumentParser, argv=None, section: str | None = "figures"):
+    """Parse the script's own arguments; the rest are the flags of one params.yaml section."""
+    parser.add_argument("--log-level", default="INFO")
+    args, rest = parser.parse_known_args(argv)
+    logging.basicConfig(level=args.log_level,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("fontTools", "matplotlib", "PIL"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    cfg = {}
+    if section is not None:
+        try:
+            cfg = parse_section(rest, section)
+        except ConfigError as exc:
+            parser.error(str(exc))
+    elif rest:
+        parser.error(f"unrecognised arguments: {' '.join(rest)}")
+    # BLAS and torch use as many threads as the rule declares (1 for the plotting rules): idle
+    # OpenBLAS threads spinning on a loaded machine made small GMM fits a hundred times slower.
+    from threadpoolctl import threadpool_limits
+
+    import torch
+
+    threads = int(cfg.get("threads", 1))
+    torch.set_num_threads(threads)
+    threadpool_limits(limits=threads)
+    return args, cfg
