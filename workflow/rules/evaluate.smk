@@ -35,7 +35,7 @@ rule reference_clustering:
         "results/logs/evaluate/{dataset}_references.log",
     conda:
         "../envs/vaepriors.yaml"
-    threads: 1
+    threads: config["evaluate"]["threads"]
     resources:
         mem_mb=4000,
         runtime=60,
@@ -53,6 +53,9 @@ rule aggregate:
         loglik="results/tables/loglik.csv",
         clustering="results/tables/clustering.csv",
         knn="results/tables/knn.csv",
+        loglik_md="results/tables/loglik.md",
+        clustering_md="results/tables/clustering.md",
+        knn_md="results/tables/knn.md",
         summary="results/tables/summary.json",
     log:
         "results/logs/aggregate.log",

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from ..config import run_metadata
+from ..threads import limit_threads
 from ..data.prepare import load_processed
 from ..models import load_model
 from .clustering import clustering_scores, kmeans_labels, pca_gmm, pixel_kmeans
@@ -41,7 +42,7 @@ def _binary(arrays: dict, key: str) -> torch.Tensor:
 
 def evaluate_run(model_path: str | Path, data_path: str | Path, seed: int, cfg: dict,
                  progress: bool = True) -> dict:
-    torch.set_num_threads(cfg["threads"])
+    limit_threads(cfg["threads"])
     arrays = load_processed(data_path)
     model = load_model(model_path)
     x_test, x_val = _binary(arrays, "xb_test"), _binary(arrays, "xb_val")
@@ -100,6 +101,7 @@ def evaluate_run(model_path: str | Path, data_path: str | Path, seed: int, cfg: 
 
 def reference_rows(data_path: str | Path, seed: int, cfg: dict) -> dict:
     """Clustering floors that need no VAE: k-means on pixels, a GMM on 10 principal components."""
+    limit_threads(cfg["threads"])
     arrays = load_processed(data_path)
     x_test = np.asarray(arrays["x_test"], dtype=np.float64) / 255
     y_test = np.asarray(arrays["y_test"])

@@ -77,8 +77,10 @@ def _run_rows(run: dict) -> list[dict]:
         values[f"knn_{n_labels}"] = result["test_acc"]
     rows = [{**key, "metric": m, "value": float(v)} for m, v in values.items()]
     for ref, scores in run.get("references", {}).items():
+        # A reference row is one fixed-seed fit per dataset, not one per run: key it to seed 0 so
+        # the copies every run carries collapse to one (shown as a single value, not "± 0").
         rows += [
-            {**key, "model": ref, "metric": f"cluster_{m}", "value": float(scores[m])}
+            {**key, "seed": 0, "model": ref, "metric": f"cluster_{m}", "value": float(scores[m])}
             for m in ("acc", "nmi", "ari")
         ]
     return rows

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from ..threads import limit_threads
 from ..config import ConfigError, parse_section
 
 
@@ -24,13 +25,5 @@ def parse(parser: argparse.ArgumentParser, argv=None, section: str | None = "fig
             parser.error(str(exc))
     elif rest:
         parser.error(f"unrecognised arguments: {' '.join(rest)}")
-    # BLAS and torch use as many threads as the rule declares (1 for the plotting rules): idle
-    # OpenBLAS threads spinning on a loaded machine made small GMM fits a hundred times slower.
-    from threadpoolctl import threadpool_limits
-
-    import torch
-
-    threads = int(cfg.get("threads", 1))
-    torch.set_num_threads(threads)
-    threadpool_limits(limits=threads)
+    limit_threads(cfg.get("threads", 1))  # as many as the rule declares (1 for plotting rules)
     return args, cfg
