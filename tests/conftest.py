@@ -54,6 +54,8 @@ def make_clustered_arrays(seed: int = 0) -> dict[str, np.ndarray]:
             out[f"xb_{split}"] = (rng.random((n, d)) < x / 255.0).astype(np.uint8)
     out["image_shape"] = np.asarray(IMAGE_SHAPE, dtype=np.int64)
     out["n_classes"] = np.asarray(N_CLASSES, dtype=np.int64)
+    out["split_seed"] = np.asarray(0, dtype=np.int64)
+    out["binarize_seed"] = np.asarray(1, dtype=np.int64)
     return out
 
 

@@ -61,7 +61,8 @@ def arrays():
     binar = lambda x: (rng.random(x.shape) < x / 255).astype(np.uint8)  # noqa: E731
     return {"x_train": x_tr, "y_train": y_tr, "x_val": x_va, "y_val": y_va, "x_test": x_te,
             "y_test": y_te, "xb_val": binar(x_va), "xb_test": binar(x_te),
-            "image_shape": np.array(SHAPE, dtype=np.int64), "n_classes": np.array(3, dtype=np.int64)}
+            "image_shape": np.array(SHAPE, dtype=np.int64), "n_classes": np.array(3, dtype=np.int64),
+            "split_seed": np.array(0, dtype=np.int64), "binarize_seed": np.array(1, dtype=np.int64)}
 
 
 def tiny_model(name, latent_dim=2, seed=0, n_classes=3):

@@ -47,7 +47,7 @@ SYNTHETIC_PER_CLASS = 300
 SYNTHETIC_SHAPE = (8, 8)
 
 KEYS = ("x_train", "x_val", "x_test", "y_train", "y_val", "y_test", "xb_val", "xb_test",
-        "image_shape", "n_classes")
+        "image_shape", "n_classes", "split_seed", "binarize_seed")
 
 
 class PrepareError(ValueError):
@@ -92,7 +92,8 @@ def binarize(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return (rng.random(x.shape) < x / 255.0).astype(np.uint8)
 
 
-def _assemble(x_pool, y_pool, x_test, y_test, train, val, binarize_seed, image_shape, n_classes):
+def _assemble(x_pool, y_pool, x_test, y_test, train, val, split_seed, binarize_seed, image_shape,
+              n_classes):
     x_val = x_pool[val]
     rng = np.random.default_rng(binarize_seed)
     xb_val = binarize(x_val, rng)
@@ -108,6 +109,9 @@ def _assemble(x_pool, y_pool, x_test, y_test, train, val, binarize_seed, image_s
         "xb_test": xb_test,
         "image_shape": np.asarray(image_shape, dtype=np.int64),
         "n_classes": np.asarray(n_classes, dtype=np.int64),
+        # Recorded so every metrics file can name the split and binarisation it was measured on.
+        "split_seed": np.asarray(split_seed, dtype=np.int64),
+        "binarize_seed": np.asarray(binarize_seed, dtype=np.int64),
     }
 
 
@@ -228,13 +232,13 @@ def build_arrays(name: str, raw_dir: str | Path, split_seed: int, binarize_seed:
         spec = DATASETS[name]
         x_pool, y_pool, x_test, y_test = load_idx_dataset(name, raw_dir)
         train, val = split_official(len(x_pool), n_validation, split_seed, max_train)
-        return _assemble(x_pool, y_pool, x_test, y_test, train, val, binarize_seed,
+        return _assemble(x_pool, y_pool, x_test, y_test, train, val, split_seed, binarize_seed,
                          spec.image_shape, spec.n_classes)
     if name in GENERATED:
         x, y = load_generated(name, raw_dir)
         train, val, test = split_three(len(x), n_validation, split_seed, max_train)
         shape = (8, 8) if name == "digits" else SYNTHETIC_SHAPE
-        return _assemble(x, y, x[test], y[test], train, val, binarize_seed, shape, 10)
+        return _assemble(x, y, x[test], y[test], train, val, split_seed, binarize_seed, shape, 10)
     get_dataset(name)  # raises the "unknown dataset" error with the list of known names
     raise AssertionError("unreachable")
 

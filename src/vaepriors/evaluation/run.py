@@ -72,7 +72,8 @@ def evaluate_run(model_path: str | Path, data_path: str | Path, seed: int, cfg: 
         "importance_samples": K,
         "n_test": len(loglik),
         "split": "test",
-        "binarize_seed": "fixed binarisation from the prepared data (data.binarize_seed)",
+        "binarize_seed": int(arrays["binarize_seed"]),
+        "split_seed": int(arrays["split_seed"]),
     }
     metrics["elbo"] = elbo_terms(model, x_test, generator=torch.Generator().manual_seed(seed))
     metrics["active_units"] = active_units(model, x_test)
