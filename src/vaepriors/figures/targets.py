@@ -71,7 +71,7 @@ def summary_weights(config: dict) -> list[str]:
 
 def summary_tables_md(config: dict) -> list[str]:
     """Markdown tables of this stage. The evaluation tables' .md files are read next to their
-    .csv inputs by scripts/figures/summary.py (rule aggregate declares only the CSVs)."""
+    .csv inputs by scripts/figures/summary.py (rule aggregate declares the CSVs and the .md tables)."""
     tables = [f"{TABLES}/sample_quality.md"]
     tables += [p.replace(".csv", ".md") for p in summary_weights(config) + summary_density(config)]
     return tables
