@@ -1,6 +1,9 @@
 #!/usr/bin/env python
 """Train one run: scripts/train.py --data D.npz --out-dir DIR --dataset NAME --model M --latent-dim d
---seed s  ${train} ${model}   (the train and model sections of params.yaml as flags)."""
+--seed s  ${train} ${model}   (the train and model sections of params.yaml as flags).
+
+Several seeds of one configuration in one process (vaepriors.training.multiseed, stacked
+parameters): --seeds s1 s2 ... --out-dirs DIR1 DIR2 ... instead of --seed and --out-dir."""
 
 import argparse
 import logging
@@ -13,22 +16,37 @@ from vaepriors.training.run import train_run
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", required=True)
-    parser.add_argument("--out-dir", required=True)
+    parser.add_argument("--out-dir")
+    parser.add_argument("--out-dirs", nargs="+", help="one run directory per seed of --seeds")
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--model", required=True, choices=["nvae", "svae", "gmmvae", "ae"])
     parser.add_argument("--latent-dim", type=int, required=True)
-    parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--seeds", type=int, nargs="+", help="train these seeds together")
     parser.add_argument("--no-progress", action="store_true")
     args, rest = parser.parse_known_args(argv)
+    if (args.seed is None) == (args.seeds is None):
+        parser.error("give either --seed (with --out-dir) or --seeds (with --out-dirs)")
+    if args.seeds is not None and (args.out_dirs is None or len(args.out_dirs) != len(args.seeds)):
+        parser.error("--seeds needs --out-dirs with one directory per seed")
+    if args.seed is not None and args.out_dir is None:
+        parser.error("--seed needs --out-dir")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         cfg = parse_sections(rest, ["train", "model"])
     except ConfigError as exc:
         parser.error(str(exc))
-    record = train_run(args.data, args.out_dir, args.dataset, args.model, args.latent_dim, args.seed,
-                       cfg["train"], cfg["model"], progress=not args.no_progress)
-    print(f"{args.model} d={args.latent_dim} seed={args.seed}: best val ELBO "
-          f"{record['best_val_elbo']:.2f} at epoch {record['best_epoch']} ({record['stop_reason']})")
+    if args.seeds is not None:
+        from vaepriors.training.multiseed import train_group
+
+        records = train_group(args.data, args.out_dirs, args.dataset, args.model, args.latent_dim,
+                              args.seeds, cfg["train"], cfg["model"], progress=not args.no_progress)
+    else:
+        records = [train_run(args.data, args.out_dir, args.dataset, args.model, args.latent_dim,
+                             args.seed, cfg["train"], cfg["model"], progress=not args.no_progress)]
+    for record in records:
+        print(f"{args.model} d={args.latent_dim} seed={record['seed']}: best val ELBO "
+              f"{record['best_val_elbo']:.2f} at epoch {record['best_epoch']} ({record['stop_reason']})")
     return 0
 
 

@@ -12,6 +12,7 @@ import torch
 
 from .. import code_dim
 from ..config import run_metadata
+from ..threads import limit_threads
 from ..data.prepare import load_processed
 from ..models import LatentVariableModel, build_model, save_model
 from .trainer import EVAL_BATCH, Trainer, TrainData, write_history
@@ -44,7 +45,7 @@ def train_run(
     model_cfg: dict,
     progress: bool = True,
 ) -> dict:
-    torch.set_num_threads(train_cfg["threads"])
+    limit_threads(train_cfg["threads"])
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     arrays = load_processed(data_path)

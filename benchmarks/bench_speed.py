@@ -1,0 +1,634 @@
+#!/usr/bin/env python
+"""Side-by-side speed benchmark: vaepriors against pythae, a plain PyTorch loop and the GEMM roofline.
+
+    python benchmarks/bench_speed.py [--out results/benchmarks/speed.json] [--quick] [--threads 1]
+
+One run measures, alternating the contenders over several repeats (medians and ratios reported):
+  * training samples/s, N-VAE and S-VAE: our Trainer's epoch (model.loss + backward + Adam on
+    in-memory batches, dynamic binarisation) vs pythae's BaseTrainer.train_step (its VAE / SVAE with
+    the same 784-256-128 MLP, batch 64) vs a hand-written PyTorch loop;
+  * log-likelihood evaluation throughput in (test point, importance sample) pairs/s: ours
+    (vaepriors.evaluation.loglik.importance_log_likelihood) vs pythae's model.get_nll, same K;
+  * the machine's matmul throughput on the decoder's layer shapes at the evaluation's chunk size
+    (the roofline) and our evaluation's decoder FLOP/s as a fraction of it;
+  * peak resident memory (one subprocess per configuration) of a full-size training run and of
+    evaluation runs with K = 500 and K = 5000 at the configured chunk size;
+  * per-seed throughput of the multi-seed trainer (1, 4, 10 seeds) against the single-seed trainer.
+Installs nothing: pythae is optional (pip install -e .[bench]); without it its columns are skipped.
+Data: data/processed/fashion_mnist.npz when present, otherwise random MNIST-shaped data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import itertools
+import json
+import logging
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+D = 784
+HIDDEN = [256, 128]
+LATENT = 10
+BATCH = 64
+LR = 1e-3
+CHUNK = 20_000_000  # params.yaml evaluate.chunk_elements
+TARGETS = {  # issue 7
+    "train_nvae_vs_pythae": 1.5, "train_svae_vs_pythae": 2.0, "svae_step_over_nvae_step_max": 1.15,
+    "eval_nvae_vs_pythae": 5.0, "eval_svae_vs_pythae": 8.0, "roofline_fraction": 0.60,
+    "train_rss_mb_max": 1000.0,
+}
+log = logging.getLogger("bench")
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+def train_cfg(**over) -> dict:
+    cfg = {"optimizer": "adam", "lr": LR, "batch_size": BATCH, "max_epochs": 10**6, "warmup_epochs": 100,
+           "patience": 10**6, "device": "cpu", "threads": torch.get_num_threads(), "seeds_per_job": 1}
+    cfg.update(over)
+    return cfg
+
+
+def pythae_available() -> tuple[bool, str]:
+    try:
+        import pythae  # noqa: F401
+        from pythae.trainers import BaseTrainer  # noqa: F401
+    except Exception as exc:  # noqa: BLE001  (ImportError, or a broken install)
+        return False, (f"pythae is not importable ({type(exc).__name__}: {exc}); install the optional "
+                       "extra with `pip install -e .[bench]` (pythae==0.1.2) to measure its columns")
+    return True, ""
+
+
+def load_data(n_train: int, n_test: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """(grey training images in [0,1], binarised test images), both (N, 784) float32, and a label."""
+    path = ROOT / "data" / "processed" / "fashion_mnist.npz"
+    if path.exists():
+        from vaepriors.data.prepare import load_processed
+        arrays = load_processed(path)
+        x = torch.from_numpy(np.asarray(arrays["x_train"][:n_train])).float().div_(255.0)
+        xt = torch.from_numpy(np.asarray(arrays["xb_test"][:n_test])).float()
+        if len(x) >= n_train and len(xt) >= n_test:
+            return x, xt, str(path.relative_to(ROOT))
+    g = torch.Generator().manual_seed(seed)
+    # Random MNIST-shaped grey levels: mostly dark pixels with some bright ones, like digits.
+    x = torch.rand(n_train, D, generator=g).pow_(4)
+    xt = torch.bernoulli(torch.rand(n_test, D, generator=g).pow_(4), generator=g)
+    return x, xt, "random MNIST-shaped (no processed Fashion-MNIST found)"
+
+
+def ours_model(name: str, seed: int = 0):
+    from vaepriors.models import build_model
+    torch.manual_seed(seed)
+    return build_model(name, input_dim=D, latent_dim=LATENT, hidden=HIDDEN)
+
+
+def median(xs):
+    return statistics.median(xs)
+
+
+def timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+# --- training contenders -------------------------------------------------------------------------
+# Each contender is (setup() -> run_epoch callable, samples per epoch). run_epoch is timed.
+
+def ours_train(name: str, x: torch.Tensor, tmp: Path):
+    from vaepriors.training import TrainData, Trainer
+    model = ours_model(name)
+    model.init_output_bias(x.mean(0))
+    data = TrainData(x, x[:BATCH].bernoulli())
+    trainer = Trainer(model, data, train_cfg(), seed=0, run_dir=tmp / f"ours-{name}", progress=False)
+
+    def epoch():
+        trainer.train_epoch()
+        trainer.epoch += 1
+    return epoch
+
+
+class PlainNVAE(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.enc = nn.Sequential(nn.Linear(D, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(),
+                                 nn.Linear(128, 2 * LATENT))
+        self.dec = nn.Sequential(nn.Linear(LATENT, 128), nn.ReLU(), nn.Linear(128, 256), nn.ReLU(),
+                                 nn.Linear(256, D))
+
+    def loss(self, x):
+        mu, logvar = self.enc(x).chunk(2, -1)
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+        rec = F.binary_cross_entropy_with_logits(self.dec(z), x, reduction="none").sum(-1)
+        kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(-1)
+        return (rec + kl).mean()
+
+
+class PlainSVAE(nn.Module):
+    """Hand-written, but with our VonMisesFisher (there is no vMF in torch itself)."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(D, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU())
+        self.loc = nn.Linear(128, LATENT + 1)
+        self.conc = nn.Linear(128, 1)
+        self.dec = nn.Sequential(nn.Linear(LATENT + 1, 128), nn.ReLU(), nn.Linear(128, 256), nn.ReLU(),
+                                 nn.Linear(256, D))
+
+    def loss(self, x):
+        from vaepriors.distributions import HypersphericalUniform, VonMisesFisher
+        h = self.body(x)
+        q = VonMisesFisher(F.normalize(self.loc(h), dim=-1), F.softplus(self.conc(h)).squeeze(-1) + 1)
+        z = q.rsample()
+        rec = F.binary_cross_entropy_with_logits(self.dec(z), x, reduction="none").sum(-1)
+        kl = torch.distributions.kl_divergence(q, HypersphericalUniform(LATENT + 1))
+        return (rec + kl).mean()
+
+
+def plain_train(name: str, x: torch.Tensor, tmp: Path):
+    torch.manual_seed(0)
+    model = PlainNVAE() if name == "nvae" else PlainSVAE()
+    opt = torch.optim.Adam(model.parameters(), lr=LR)
+    gen = torch.Generator().manual_seed(0)
+
+    def epoch():
+        xb = torch.bernoulli(x, generator=gen)
+        perm = torch.randperm(len(xb), generator=gen)
+        for s in range(0, len(xb), BATCH):
+            loss = model.loss(xb[perm[s : s + BATCH]])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    return epoch
+
+
+def pythae_networks(name: str, model):
+    """pythae encoder/decoder wrapping our model's modules (same architecture and weights)."""
+    from pythae.models.base.base_utils import ModelOutput
+    from pythae.models.nn import BaseDecoder, BaseEncoder
+
+    class Encoder(BaseEncoder):
+        def __init__(self):
+            BaseEncoder.__init__(self)
+            self.body = model.body
+            if name == "nvae":
+                self.head = model.head
+            else:
+                self.loc_head, self.concentration_head = model.loc_head, model.concentration_head
+
+        def forward(self, x):
+            h = self.body(x.reshape(len(x), -1))
+            if name == "nvae":
+                mu, logvar = self.head(h).chunk(2, -1)
+                return ModelOutput(embedding=mu, log_covariance=logvar)
+            return ModelOutput(embedding=self.loc_head(h), log_concentration=self.concentration_head(h))
+
+    class Decoder(BaseDecoder):
+        def __init__(self):
+            BaseDecoder.__init__(self)
+            self.net = model.decoder
+
+        def forward(self, z):
+            return ModelOutput(reconstruction=torch.sigmoid(self.net(z)))  # pythae's BCE wants probabilities
+
+    return Encoder(), Decoder()
+
+
+def pythae_model(name: str, ours=None):
+    from pythae.models import SVAE, VAE, SVAEConfig, VAEConfig
+    ours = ours if ours is not None else ours_model(name)
+    enc, dec = pythae_networks(name, ours)
+    if name == "nvae":
+        cfg = VAEConfig(input_dim=(D,), latent_dim=LATENT, reconstruction_loss="bce")
+        return VAE(cfg, encoder=enc, decoder=dec)
+    cfg = SVAEConfig(input_dim=(D,), latent_dim=LATENT + 1, reconstruction_loss="bce")
+    return SVAE(cfg, encoder=enc, decoder=dec)
+
+
+def pythae_train(name: str, x: torch.Tensor, tmp: Path):
+    from pythae.data.datasets import BaseDataset
+    from pythae.trainers import BaseTrainer, BaseTrainerConfig
+    logging.getLogger("pythae").setLevel(logging.WARNING)
+    model = pythae_model(name)
+    # pythae has no dynamic binarisation: one fixed binarised copy (less work than ours does).
+    xb = torch.bernoulli(x, generator=torch.Generator().manual_seed(0))
+    dataset = BaseDataset(xb, torch.zeros(len(xb)))
+    cfg = BaseTrainerConfig(output_dir=str(tmp / f"pythae-{name}"), per_device_train_batch_size=BATCH,
+                            num_epochs=1, learning_rate=LR, no_cuda=True)
+    with contextlib.redirect_stdout(io.StringIO()):
+        trainer = BaseTrainer(model, dataset, eval_dataset=None, training_config=cfg)
+        trainer.prepare_training()  # setup (seed, optimizer, output dir, callbacks): not timed
+    count = [0]
+
+    def epoch():
+        count[0] += 1
+        with contextlib.redirect_stderr(io.StringIO()):  # its progress bar
+            trainer.train_step(count[0])
+    return epoch
+
+
+def bench_training(x: torch.Tensor, repeats: int, models: list[str], use_pythae: bool, tmp: Path) -> dict:
+    out = {}
+    for name in models:
+        contenders = {"ours": ours_train, "plain": plain_train}
+        if use_pythae:
+            contenders["pythae"] = pythae_train
+        epochs = {k: make(name, x, tmp) for k, make in contenders.items()}
+        for run in epochs.values():  # warm-up: one epoch each (allocator, thread pools, caches)
+            run()
+        times = {k: [] for k in epochs}
+        keys = list(epochs)
+        for r in range(repeats):
+            for k in keys[r % len(keys):] + keys[: r % len(keys)]:  # alternate the order
+                times[k].append(timed(epochs[k]))
+        res = {f"{k}_samples_per_s": len(x) / median(v) for k, v in times.items()}
+        res["times_s"] = times
+        res["samples_per_epoch"] = len(x)
+        out[name] = res
+        log.info("train %s: %s", name, {k: round(v) for k, v in res.items() if k.endswith("per_s")})
+    return out
+
+
+# --- evaluation -------------------------------------------------------------------------------
+
+def decoder_flops_per_code(code_dim: int) -> int:
+    sizes = [code_dim, *reversed(HIDDEN), D]
+    return sum(2 * a * b for a, b in itertools.pairwise(sizes))
+
+
+def roofline_run(rows: int, code_dim: int, calls: int):
+    """torch.mm on the decoder's layer shapes, `rows` codes per call (the evaluation's chunk), into
+    preallocated outputs: what this machine's GEMM does on exactly the decoder's work. Returns a
+    callable doing `calls` decoder-shaped passes, and its FLOPs."""
+    sizes = [code_dim, *reversed(HIDDEN), D]
+    mats = [(torch.randn(rows, a), torch.randn(a, b), torch.empty(rows, b))
+            for a, b in itertools.pairwise(sizes)]
+
+    def run():
+        for _ in range(calls):
+            for lhs, rhs, out in mats:
+                torch.mm(lhs, rhs, out=out)
+    return run, calls * rows * decoder_flops_per_code(code_dim)
+
+
+def ours_eval(model, xt, k, chunk):
+    from vaepriors.evaluation.loglik import importance_log_likelihood
+    gen = torch.Generator().manual_seed(0)
+    return lambda: importance_log_likelihood(model, xt, k, chunk, generator=gen)
+
+
+def pythae_eval(model, xt, k):
+    def run():
+        with contextlib.redirect_stdout(io.StringIO()), torch.no_grad():
+            model.get_nll(xt, n_samples=k, batch_size=k)
+    return run
+
+
+def bench_eval(xt: torch.Tensor, n_pythae: int, k: int, repeats: int, models: list[str],
+               use_pythae: bool) -> dict:
+    from vaepriors.evaluation.loglik import chunk_plan
+    out = {}
+    for name in models:
+        model = ours_model(name).eval()
+        points, samples = chunk_plan(len(xt), k, D, CHUNK)
+        rows = points * samples
+        # the roofline is timed in the same alternation (this machine's load varies)
+        roof, roof_flops = roofline_run(rows, model.code_dim, max(1, len(xt) * k // rows))
+        runs = {"ours": (ours_eval(model, xt, k, CHUNK), len(xt) * k), "roofline": (roof, None)}
+        if use_pythae:
+            pmodel = pythae_model(name, ours=model).eval()  # shares our modules: same weights
+            runs["pythae"] = (pythae_eval(pmodel, xt[:n_pythae], k), n_pythae * k)
+        for fn, _ in runs.values():
+            fn()
+        times = {kk: [] for kk in runs}
+        keys = list(runs)
+        for r in range(repeats):
+            for kk in keys[r % len(keys):] + keys[: r % len(keys)]:
+                times[kk].append(timed(runs[kk][0]))
+        res = {f"{kk}_pairs_per_s": runs[kk][1] / median(v) for kk, v in times.items()
+               if runs[kk][1]}
+        per_pair = decoder_flops_per_code(model.code_dim)
+        fractions = [len(xt) * k * per_pair / t_ours / (roof_flops / t_roof)
+                     for t_ours, t_roof in zip(times["ours"], times["roofline"])]
+        res.update({"K": k, "ours_points": len(xt), "pythae_points": n_pythae if use_pythae else None,
+                    "chunk_elements": CHUNK, "chunk_rows": rows, "times_s": times,
+                    "decoder_gflops": res["ours_pairs_per_s"] * per_pair / 1e9,
+                    "roofline_gflops": roof_flops / median(times["roofline"]) / 1e9,
+                    "roofline_fraction": median(fractions)})
+        out[name] = res
+        log.info("eval %s: %s", name, {kk: round(v) for kk, v in res.items() if kk.endswith("per_s")})
+    return out
+
+
+# --- memory (one subprocess per configuration) -----------------------------------------------------
+
+def child_main(kind: str, args: list[str]) -> None:
+    """Run one configuration and print its peak RSS (this process's ru_maxrss) as JSON."""
+    torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "1")))
+    info = {}
+    if kind == "baseline":
+        import vaepriors.models
+        import vaepriors.training  # noqa: F401
+    elif kind in ("train", "group"):
+        # The full-size protocol (50k x 784 training set, 10k validation), stopped after a couple
+        # hundred batches of its first epoch, then validation and a checkpoint as in Trainer.fit.
+        from vaepriors.training import TrainData, multiseed
+        from vaepriors.training import trainer as trainer_mod
+        name, n_train, n_batches, n_seeds = args[0], int(args[1]), int(args[2]), int(args[3])
+        x, _, _ = load_data(n_train, 0)
+        data = TrainData(x, torch.bernoulli(x[:10_000]))
+        cut = lambda it, **kw: list(it)[:n_batches]
+        trainer_mod.tqdm = multiseed.tqdm = cut
+        cfg = train_cfg(max_epochs=1)
+        with tempfile.TemporaryDirectory() as tmp:
+            if kind == "train":
+                trainer = trainer_mod.Trainer(ours_model(name), data, cfg, seed=0, run_dir=tmp,
+                                              progress=False)
+            else:
+                seeds = list(range(n_seeds))
+                trainer = multiseed.GroupTrainer([ours_model(name, s) for s in seeds], data, cfg, seeds,
+                                                 [Path(tmp) / f"s{s}" for s in seeds], progress=False)
+            trainer.fit()
+        info = {"model": name, "n_train": n_train, "batches": n_batches, "seeds": n_seeds}
+    elif kind == "eval":
+        from vaepriors.evaluation.loglik import chunk_plan, importance_log_likelihood
+        name, n, k, chunk = args[0], int(args[1]), int(args[2]), int(args[3])
+        _, xt, _ = load_data(0, n)
+        model = ours_model(name).eval()
+        importance_log_likelihood(model, xt, k, chunk, generator=torch.Generator().manual_seed(0))
+        points, samples = chunk_plan(n, k, D, chunk)
+        info = {"model": name, "points": n, "K": k, "chunk_elements": chunk,
+                "chunk_rows": points * samples, "chunk_mb_float32": points * samples * D * 4 / 2**20}
+    print(json.dumps({**info, "kind": kind, "peak_rss_mb": peak_rss_mb(),
+                      "ru_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size. Linux's VmHWM belongs to the process image, whereas
+    ru_maxrss (self or children) also carries the RSS the process had before exec, i.e. the
+    parent's at fork, so a child of a big parent would look as big as its parent."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_child(kind: str, *args, threads: int) -> dict:
+    env = {**os.environ, "BENCH_THREADS": str(threads)}
+    proc = subprocess.run([sys.executable, __file__, "--child", kind, *map(str, args)],
+                          capture_output=True, text=True, env=env, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"memory child {kind} {args} failed:\n{proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def bench_memory(quick: bool, threads: int, models: list[str]) -> dict:
+    out = {"baseline": run_child("baseline", threads=threads)}
+    n_train, n_batches = (10_000, 20) if quick else (50_000, 200)
+    for name in models:
+        out[f"train_{name}"] = run_child("train", name, n_train, n_batches, 1, threads=threads)
+    out["train_group10_nvae"] = run_child("group", "nvae", n_train, n_batches // 4, 10, threads=threads)
+    # At N = 100 points the seeded sample block (loglik.SAMPLE_BLOCK_ELEMENTS codes) is full from
+    # K = 1049 on, so K = 2000 and K = 8000 must use the same memory: nothing grows with K.
+    n_points = 20 if quick else 100
+    evals = [(500, CHUNK), (2000, CHUNK), (8000, CHUNK), (8000, CHUNK // 10)]
+    for k, chunk in evals:
+        out[f"eval_nvae_K{k}_chunk{chunk}"] = run_child("eval", "nvae", n_points, k, chunk,
+                                                        threads=threads)
+    for v in out.values():
+        log.info("memory: %s", v)
+    return out
+
+
+# --- report -------------------------------------------------------------------------------------
+
+def table1_hours(ms: dict) -> dict:
+    """Upper bound on Davidson et al.'s Table 1 on this machine (one job per core): per model 5
+    dims x 10 seeds x 500 epochs x 50k images at the measured per-seed rate, +7% for validation
+    and checkpoints."""
+    rates = ms.get("per_seed_samples_per_s", {})
+    samples = 5 * 10 * 500 * 50_000
+    out = {}
+    for mode in ("single", "group10"):
+        hours = {m: samples / rates[f"{m}_{mode}"] * 1.07 / 3600 for m in ("nvae", "svae")
+                 if f"{m}_{mode}" in rates}
+        if len(hours) == 2:
+            out[f"{mode}_core_hours"] = {**hours, "total": sum(hours.values())}
+            out[f"{mode}_wall_hours_on_{os.cpu_count()}_cores"] = sum(hours.values()) / os.cpu_count()
+    return out
+
+def ratios(res: dict) -> dict:
+    r = {}
+    tr, ev = res.get("train", {}), res.get("eval", {})
+    for name in ("nvae", "svae"):
+        t = tr.get(name, {})
+        if "pythae_samples_per_s" in t:
+            r[f"train_{name}_vs_pythae"] = t["ours_samples_per_s"] / t["pythae_samples_per_s"]
+        if "plain_samples_per_s" in t:
+            r[f"train_{name}_vs_plain"] = t["ours_samples_per_s"] / t["plain_samples_per_s"]
+            if "pythae_samples_per_s" in t:
+                r[f"train_{name}_pythae_vs_plain"] = t["pythae_samples_per_s"] / t["plain_samples_per_s"]
+        e = ev.get(name, {})
+        if "pythae_pairs_per_s" in e:
+            r[f"eval_{name}_vs_pythae"] = e["ours_pairs_per_s"] / e["pythae_pairs_per_s"]
+        if e:
+            r[f"eval_{name}_roofline_fraction"] = e["roofline_fraction"]
+    if "nvae" in tr and "svae" in tr:
+        r["svae_step_over_nvae_step"] = tr["nvae"]["ours_samples_per_s"] / tr["svae"]["ours_samples_per_s"]
+        if "pythae_samples_per_s" in tr["nvae"]:
+            r["pythae_svae_step_over_nvae_step"] = (tr["nvae"]["pythae_samples_per_s"]
+                                                    / tr["svae"]["pythae_samples_per_s"])
+    mem = res.get("memory", {})
+    for key, v in mem.items():
+        if key.startswith("train_"):
+            r[f"{key}_peak_rss_mb"] = v["peak_rss_mb"]
+    for key, v in res.get("multiseed", {}).items():
+        if key.endswith("_per_seed_vs_single"):
+            r[f"multiseed_{key}"] = v
+    return r
+
+
+def verdicts(r: dict, mem: dict) -> dict:
+    v = {}
+    def check(key, ok):
+        v[key] = "met" if ok else "NOT met"
+    for name in ("nvae", "svae"):
+        if f"train_{name}_vs_pythae" in r:
+            check(f"train_{name}_vs_pythae >= {TARGETS[f'train_{name}_vs_pythae']}",
+                  r[f"train_{name}_vs_pythae"] >= TARGETS[f"train_{name}_vs_pythae"])
+        if f"eval_{name}_vs_pythae" in r:
+            check(f"eval_{name}_vs_pythae >= {TARGETS[f'eval_{name}_vs_pythae']}",
+                  r[f"eval_{name}_vs_pythae"] >= TARGETS[f"eval_{name}_vs_pythae"])
+        if f"eval_{name}_roofline_fraction" in r:
+            check(f"eval_{name}_roofline_fraction >= 0.6", r[f"eval_{name}_roofline_fraction"] >= 0.6)
+    if "svae_step_over_nvae_step" in r:
+        check("svae_step_over_nvae_step <= 1.15", r["svae_step_over_nvae_step"] <= 1.15)
+    for key, val in r.items():
+        if key.endswith("_peak_rss_mb") and "group" not in key:  # the target is a single run's
+            check(f"{key} < 1000", val < 1000)
+    evals = {k: m["peak_rss_mb"] for k, m in mem.items() if k.startswith("eval_")}
+    if evals:
+        k2 = evals.get(f"eval_nvae_K2000_chunk{CHUNK}")
+        k8 = evals.get(f"eval_nvae_K8000_chunk{CHUNK}")
+        if k2 and k8:
+            check("eval RSS at K=8000 within 5% of K=2000 (same chunk)", k8 <= 1.05 * k2)
+    return v
+
+
+def print_table(res: dict) -> None:
+    print()
+    print(f"threads={res['threads']}  data: {res['data']}  torch {res['torch']}  pythae: {res['pythae']}")
+    tr = res.get("train", {})
+    if tr:
+        print("\ntraining samples/s (median over repeats, batch 64, 784-256-128, latent 10)")
+        print(f"  {'model':6} {'ours':>9} {'pythae':>9} {'plain':>9} {'ours/pythae':>12} {'ours/plain':>11}")
+        for name, t in tr.items():
+            o, p, q = (t.get(f"{k}_samples_per_s") for k in ("ours", "pythae", "plain"))
+            fmt = lambda v: f"{v:9.0f}" if v else f"{'-':>9}"
+            rat = lambda a, b: f"{a / b:.2f}x" if a and b else "-"
+            print(f"  {name:6} {fmt(o)} {fmt(p)} {fmt(q)} {rat(o, p):>12} {rat(o, q):>11}")
+    ev = res.get("eval", {})
+    if ev:
+        print("\nlog-likelihood evaluation, (point, sample) pairs/s and decoder GEMM roofline")
+        print(f"  {'model':6} {'K':>5} {'ours':>10} {'pythae':>10} {'ratio':>7} {'dec GF/s':>9} "
+              f"{'roof GF/s':>9} {'frac':>6}")
+        for name, e in ev.items():
+            p = e.get("pythae_pairs_per_s")
+            roof = e["roofline_gflops"]
+            pyt = f"{p:10.0f}" if p else f"{'-':>10}"
+            rat = f"{e['ours_pairs_per_s'] / p:.1f}x" if p else "-"
+            rf = f"{roof:9.1f} {e['roofline_fraction']:6.0%}"
+            print(f"  {name:6} {e['K']:5d} {e['ours_pairs_per_s']:10.0f} {pyt} {rat:>7} "
+                  f"{e['decoder_gflops']:9.1f} {rf}")
+    mem = res.get("memory", {})
+    if mem:
+        print("\npeak resident memory (MB), one subprocess each")
+        for k, v in mem.items():
+            print(f"  {k:32} {v['peak_rss_mb']:8.0f}")
+    ms = res.get("multiseed", {})
+    if ms:
+        print("\nmulti-seed trainer: samples/s per seed (single-seed trainer = 1 seed, Trainer)")
+        for k, v in ms.get("per_seed_samples_per_s", {}).items():
+            print(f"  {k:24} {v:9.0f}")
+    print("\nratios:")
+    for k, v in res["ratios"].items():
+        print(f"  {k:40} {v:8.2f}")
+    print("\ntargets (issue 7):")
+    for k, v in res["verdicts"].items():
+        print(f"  {k:56} {v}")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default="results/benchmarks/speed.json")
+    ap.add_argument("--quick", action="store_true", help="smoke run (< 1 minute)")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    ap.add_argument("--repeats", type=int, default=None)
+    ap.add_argument("--no-pythae", action="store_true", help="skip the pythae columns")
+    ap.add_argument("--only", nargs="*", default=None,
+                    choices=["train", "eval", "memory", "multiseed"])
+    ap.add_argument("--models", nargs="+", default=["nvae", "svae"], choices=["nvae", "svae"])
+    ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.child:
+        child_main(args.child[0], args.child[1:])
+        return 0
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    torch.set_num_threads(args.threads)
+    ok, why = pythae_available()
+    use_pythae = ok and not args.no_pythae
+    if not ok:
+        print(f"pythae columns skipped: {why}")
+    elif args.no_pythae:
+        why = "skipped (--no-pythae)"
+        print("pythae columns skipped: --no-pythae")
+    only = set(args.only or ["train", "eval", "memory", "multiseed"])
+    q = args.quick
+    repeats = args.repeats or (2 if q else 4)
+    n_train = 64 * (40 if q else 200)
+    n_test, n_pythae, k = (50, 10, 100) if q else (500, 60, 500)
+    x, xt, label = load_data(n_train, n_test)
+    res = {"threads": args.threads, "quick": q, "repeats": repeats, "data": label,
+           "torch": torch.__version__, "python": platform.python_version(),
+           "cpu": platform.processor() or platform.machine(), "pythae": "used" if use_pythae else why,
+           "targets": TARGETS}
+    models = args.models
+    with tempfile.TemporaryDirectory() as tmp:
+        if "train" in only:
+            res["train"] = bench_training(x, repeats, models, use_pythae, Path(tmp))
+    if "eval" in only:
+        res["eval"] = bench_eval(xt, n_pythae, k, repeats, models, use_pythae)
+    if "memory" in only:
+        res["memory"] = bench_memory(q, args.threads, models)
+    if "multiseed" in only:
+        with tempfile.TemporaryDirectory() as tmp:
+            res["multiseed"] = bench_multiseed(x, q, max(2, repeats - 1), models, Path(tmp))
+    res["table1_extrapolation"] = table1_hours(res.get("multiseed", {}))
+    res["ratios"] = ratios(res)
+    res["verdicts"] = verdicts(res["ratios"], res.get("memory", {}))
+    print_table(res)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(res, indent=2))
+    print(f"\nwrote {out}")
+    return 0
+
+
+def bench_multiseed(x: torch.Tensor, quick: bool, repeats: int, models: list[str], tmp: Path) -> dict:
+    """Samples/s per seed: the single-seed Trainer's epoch vs GroupTrainer epochs of 1, 4, 10 seeds."""
+    from vaepriors.training import TrainData
+    from vaepriors.training.multiseed import GroupTrainer
+    n = 64 * (10 if quick else 40)
+    xs = x[:n]
+    data = TrainData(xs, torch.bernoulli(xs[:BATCH]))
+    sizes = (1, 4) if quick else (1, 4, 10)
+    out = {"samples_per_seed_epoch": n, "per_seed_samples_per_s": {}, "times_s": {}}
+    for name in models:
+        runs = {"single": (ours_train(name, xs, tmp), 1)}
+        for g in sizes:
+            seeds = list(range(g))
+            group = GroupTrainer([ours_model(name, s) for s in seeds], data, train_cfg(), seeds,
+                                 [tmp / f"ms-{name}-{g}-{s}" for s in seeds], progress=False)
+            runs[f"group{g}"] = (group.train_epoch, g)
+        for fn, _ in runs.values():
+            fn()
+        times = {k: [] for k in runs}
+        keys = list(runs)
+        for r in range(repeats):
+            for k in keys[r % len(keys):] + keys[: r % len(keys)]:
+                times[k].append(timed(runs[k][0]))
+        for k, (_, g) in runs.items():
+            out["per_seed_samples_per_s"][f"{name}_{k}"] = g * n / median(times[k])
+        out["times_s"][name] = times
+        single = out["per_seed_samples_per_s"][f"{name}_single"]
+        for g in sizes:
+            out[f"{name}_group{g}_per_seed_vs_single"] = out["per_seed_samples_per_s"][f"{name}_group{g}"] / single
+        log.info("multiseed %s: %s", name, {k: round(v) for k, v in out["per_seed_samples_per_s"].items()
+                                            if k.startswith(name)})
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(main())
