@@ -36,13 +36,12 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+ROOT = Path(__file__).resolve().parents[1]
 
 D = 784
 HIDDEN = [256, 128]

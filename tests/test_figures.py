@@ -2,32 +2,62 @@
 the rebuilt initial weights, and every figure builder on tiny fake inputs (PNG and PDF)."""
 
 import json
-import math
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-from scipy import linalg, stats
+from scipy import linalg
 
 from vaepriors.figures import style
 from vaepriors.figures.curves import plot_training_curves, read_histories
-from vaepriors.figures.density import (StandardisedKDE, density_rows, kde_log_density,
-                                       plot_density_study, study_sizes)
-from vaepriors.figures.frechet import (FeatureReference, frechet_distance, frechet_from_moments,
-                                       load_classifier, plot_sample_quality, prior_samples,
-                                       sample_quality_rows, save_classifier, train_classifier)
+from vaepriors.figures.density import (
+    StandardisedKDE,
+    density_rows,
+    kde_log_density,
+    plot_density_study,
+    study_sizes,
+)
+from vaepriors.figures.frechet import (
+    FeatureReference,
+    frechet_distance,
+    frechet_from_moments,
+    load_classifier,
+    plot_sample_quality,
+    prior_samples,
+    sample_quality_rows,
+    save_classifier,
+    train_classifier,
+)
 from vaepriors.figures.images import mosaic, plot_reconstructions, plot_sample_grid
-from vaepriors.figures.latents import (ellipse_params, hammer, lonlat, plot_latent_maps,
-                                       prior_ellipses, sphere_to_map)
+from vaepriors.figures.latents import (
+    ellipse_params,
+    hammer,
+    lonlat,
+    plot_latent_maps,
+    prior_ellipses,
+    sphere_to_map,
+)
 from vaepriors.figures.results import plot_clustering, plot_loglik
-from vaepriors.figures.summary import (build_summary, clustering_paragraph, density_paragraph,
-                                       loglik_paragraph, sample_quality_paragraph,
-                                       weights_paragraph)
-from vaepriors.figures.weights import (best_family, fit_families, initial_model, layer_rows,
-                                       linear_weights, plot_heldout_gain, plot_weights,
-                                       weights_markdown)
-from vaepriors.models import build_model, save_model
+from vaepriors.figures.summary import (
+    build_summary,
+    clustering_paragraph,
+    density_paragraph,
+    loglik_paragraph,
+    sample_quality_paragraph,
+    weights_paragraph,
+)
+from vaepriors.figures.weights import (
+    best_family,
+    fit_families,
+    initial_model,
+    layer_rows,
+    linear_weights,
+    plot_heldout_gain,
+    plot_weights,
+    weights_markdown,
+)
+from vaepriors.models import save_model
 
 MODELS = ["nvae", "svae", "gmmvae", "ae"]
 SHAPE = (4, 4)
@@ -58,7 +88,7 @@ def arrays():
         return x, y.astype(np.int64)
 
     (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = split(240), split(60), split(60)
-    binar = lambda x: (rng.random(x.shape) < x / 255).astype(np.uint8)  # noqa: E731
+    binar = lambda x: (rng.random(x.shape) < x / 255).astype(np.uint8)
     return {"x_train": x_tr, "y_train": y_tr, "x_val": x_va, "y_val": y_va, "x_test": x_te,
             "y_test": y_te, "xb_val": binar(x_va), "xb_test": binar(x_te),
             "image_shape": np.array(SHAPE, dtype=np.int64), "n_classes": np.array(3, dtype=np.int64),

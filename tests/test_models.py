@@ -336,7 +336,7 @@ def test_svae_trains_at_d128_without_nan(clustered_arrays):
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     g = torch.Generator().manual_seed(0)
     steps = 0
-    for epoch in range(4):
+    for _ in range(4):
         xb = torch.bernoulli(x_train, generator=g)
         perm = torch.randperm(len(xb), generator=g)
         for start in range(0, len(xb), 64):

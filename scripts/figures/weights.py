@@ -16,8 +16,13 @@ from vaepriors.figures import style
 from vaepriors.figures.cli import parse
 from vaepriors.figures.frechet import run_key
 from vaepriors.figures.summary import sort_models
-from vaepriors.figures.weights import (initial_model, layer_rows, plot_heldout_gain, plot_weights,
-                                       weights_markdown)
+from vaepriors.figures.weights import (
+    initial_model,
+    layer_rows,
+    plot_heldout_gain,
+    plot_weights,
+    weights_markdown,
+)
 from vaepriors.models import load_model
 from vaepriors.training import TrainData
 

@@ -18,8 +18,8 @@ MNIST-like sets: the official 60k training set is split by a seeded permutation 
 
 from __future__ import annotations
 
-import logging
 import hashlib
+import logging
 import os
 import tempfile
 import zipfile

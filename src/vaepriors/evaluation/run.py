@@ -9,9 +9,9 @@ import numpy as np
 import torch
 
 from ..config import run_metadata
-from ..threads import limit_threads
 from ..data.prepare import load_processed
 from ..models import load_model
+from ..threads import limit_threads
 from .clustering import clustering_scores, kmeans_labels, pca_gmm, pixel_kmeans
 from .knn import knn_accuracy
 from .loglik import (

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 
-from ..threads import limit_threads
 from ..config import ConfigError, parse_section
+from ..threads import limit_threads
 
 
 def parse(parser: argparse.ArgumentParser, argv=None, section: str | None = "figures"):

@@ -142,9 +142,9 @@ def density_rows(model, arrays: dict, seed: int, sizes: list[int], candidates: l
         sub = z["train"][np.random.default_rng([seed, n]).permutation(len(z["train"]))[:n]]
         gmm, gscores = fit_gmm(sub, val, candidates, seed)
         kde, kscores = fit_kde(sub, val, kde_factors)
-        for name, est, selection in (
-            ("gmm", gmm, {"components": int(gmm.n_components), "val_scores": gscores}),
-            ("kde", kde, {"bandwidth": kde.bandwidth,
+        for name, selection in (
+            ("gmm", {"components": int(gmm.n_components), "val_scores": gscores}),
+            ("kde", {"bandwidth": kde.bandwidth,
                           "bandwidth_factor": max(kscores, key=kscores.get), "val_scores": kscores}),
         ):
             if name == "gmm":
@@ -154,12 +154,12 @@ def density_rows(model, arrays: dict, seed: int, sizes: list[int], candidates: l
                 test_ld = kde.log_density(test)
                 val_ld = kde.log_density(val)
             row = {"latent_dim": int(model.latent_dim), "seed": int(seed), "n": int(n),
-                   "n_train": int(len(z["train"])), "estimator": name,
+                   "n_train": len(z["train"]), "estimator": name,
                    "components": selection.get("components", np.nan),
                    "bandwidth": selection.get("bandwidth", np.nan),
                    "val_logdens_per_dim": float(np.mean(val_ld)) / d,
                    "test_logdens_per_dim": float(np.mean(test_ld)) / d,
-                   "n_test_codes": int(len(test))}
+                   "n_test_codes": len(test)}
             if reference is not None:
                 if name == "gmm":
                     zs = gmm.sample(fd_samples)[0]

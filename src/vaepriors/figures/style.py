@@ -15,8 +15,8 @@ import matplotlib
 
 matplotlib.use("Agg")  # no display anywhere in the pipeline
 
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import FixedLocator, NullLocator, ScalarFormatter  # noqa: E402
+import matplotlib.pyplot as plt
+from matplotlib.ticker import FixedLocator, NullLocator, ScalarFormatter
 
 MODELS = ("nvae", "svae", "gmmvae", "ae")
 

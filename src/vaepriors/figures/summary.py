@@ -12,7 +12,6 @@ import os
 import re
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from . import style
@@ -312,7 +311,7 @@ def sort_models(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _demote(md: str) -> str:
-    return re.sub(r"^(#+) ", lambda m: "#" * (len(m.group(1)) + 1) + " ", md, flags=re.M)
+    return re.sub(r"^(#+) ", lambda m: "#" * (len(m.group(1)) + 1) + " ", md, flags=re.MULTILINE)
 
 
 def build_summary(out: str | Path, *, figures: list, tables_md: list, paragraphs: dict,

@@ -52,8 +52,8 @@ def fit_families(values: np.ndarray, seed: int = 0, max_fit: int = 0) -> dict[st
             "params": tuple(float(p) for p in params),
             "heldout_loglik": float(np.mean(logpdfs[name])),
             "ks": float(stats.kstest(held, family.cdf, args=params).statistic),
-            "n_fit": int(len(fit)),
-            "n_heldout": int(len(held)),
+            "n_fit": len(fit),
+            "n_heldout": len(held),
         }
     for name in FAMILIES:
         # Paired difference to the Normal on the same held-out weights, with its standard error.
@@ -99,7 +99,7 @@ def linear_weights(model) -> list[tuple[str, np.ndarray]]:
         if isinstance(module, torch.nn.Linear):
             out.append((name, module.weight.detach().cpu().double().numpy()))
     # Data-flow order: encoder body, heads, decoder (module registration puts the decoder first).
-    stage = lambda name: 0 if name.startswith("body") else 2 if name.startswith("decoder") else 1  # noqa: E731
+    stage = lambda name: 0 if name.startswith("body") else 2 if name.startswith("decoder") else 1
     return sorted(out, key=lambda item: stage(item[0]))
 
 

@@ -70,7 +70,7 @@ class AE(LatentVariableModel):
                 best = (k, gmm)
         k, gmm = best
         ref = self.density_means
-        as_t = lambda a: torch.as_tensor(np.asarray(a), dtype=ref.dtype, device=ref.device)  # noqa: E731
+        as_t = lambda a: torch.as_tensor(np.asarray(a), dtype=ref.dtype, device=ref.device)
         self.density_components = k
         self.density_weights = as_t(gmm.weights_)
         self.density_means = as_t(gmm.means_)

@@ -1,5 +1,5 @@
 from .checkpoint import CheckpointDir, CheckpointError
-from .trainer import NonFiniteLossError, Trainer, TrainData, kl_weight, resolve_device, write_history
+from .trainer import NonFiniteLossError, TrainData, Trainer, kl_weight, resolve_device, write_history
 
-__all__ = ["CheckpointDir", "CheckpointError", "NonFiniteLossError", "Trainer", "TrainData",
+__all__ = ["CheckpointDir", "CheckpointError", "NonFiniteLossError", "TrainData", "Trainer",
            "kl_weight", "resolve_device", "write_history"]

@@ -12,10 +12,10 @@ import torch
 
 from .. import code_dim
 from ..config import run_metadata
-from ..threads import limit_threads
 from ..data.prepare import load_processed
 from ..models import LatentVariableModel, build_model, save_model
-from .trainer import EVAL_BATCH, Trainer, TrainData, write_history
+from ..threads import limit_threads
+from .trainer import EVAL_BATCH, TrainData, Trainer, write_history
 
 log = logging.getLogger(__name__)
 

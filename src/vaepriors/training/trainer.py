@@ -59,7 +59,7 @@ class TrainData:
     xb_val: torch.Tensor
 
     @classmethod
-    def from_arrays(cls, arrays: dict) -> "TrainData":
+    def from_arrays(cls, arrays: dict) -> TrainData:
         x = torch.from_numpy(np.asarray(arrays["x_train"])).float().div_(255.0)
         xb_val = torch.from_numpy(np.asarray(arrays["xb_val"])).float()
         return cls(x, xb_val)
