@@ -22,7 +22,7 @@ import torch
 from torch.distributions import Distribution, constraints
 from torch.distributions.kl import register_kl
 
-from .bessel import bessel_ratio, log_iv
+from .bessel import _log_iv_and_ratio_values, bessel_ratio, log_iv_and_ratio
 
 __all__ = ["HypersphericalUniform", "VonMisesFisher"]
 
@@ -47,39 +47,93 @@ def _log_sphere_area(m):
 
 def _wood_b(kappa, m):
     # Wood's b = (-2k + sqrt(4k^2 + (m-1)^2)) / (m-1), rewritten without the cancellation at large k
-    return (m - 1) / (2 * kappa + torch.sqrt(4 * kappa**2 + (m - 1) ** 2))
+    two_kappa = 2 * kappa
+    m_1 = _constant(m - 1, kappa.dtype, kappa.device)
+    return (m - 1) / (two_kappa + torch.hypot(two_kappa, m_1))
+
+
+@cache
+def _constant(value, dtype, device):
+    """A 0-d tensor holding `value`, built once per dtype and device."""
+    return torch.tensor(value, dtype=dtype, device=device)
+
+
+@cache
+def _unit_vector(m, dtype, device):
+    """e1 in R^m."""
+    e1 = torch.zeros(m, dtype=dtype, device=device)
+    e1[0] = 1
+    return e1
+
+
+# Proposals drawn per pending row and round: up to _MAX_PROPOSALS, while a round has at most
+# _ROUND_ELEMENTS of them.  Small batches (training) thus mostly finish in one round (the
+# acceptance rate is >= ~0.68 for every m and kappa, so 5 proposals all fail with p < 3e-3, and
+# typically far less), which saves the per-round operations at the price of a few extra Beta
+# draws (5 balances the two at batch 64); large batches (evaluation) draw one proposal per row.
+_MAX_PROPOSALS = 5
+_ROUND_ELEMENTS = 4096
 
 
 def _sample_w_wood(kappa, m):
     """Wood's rejection sampler for w = mu^T z, m >= 2; kappa is a 1-D float64 tensor.
 
     Returns (w, eps), eps being the accepted Beta draw: w = (1 - (1+b) eps) / (1 - (1-b) eps).
-    Every row still pending proposes again together, so the loop runs over rounds, not samples.
+    Every row still pending proposes again together, so the loop runs over rounds, not samples;
+    a round may give a row several independent proposals, of which the first accepted one is
+    taken (exactly the outcome of proposing them one after another).
     All the near-1 quantities (1 - w, 1 - x0, w - x0) are formed from b and eps directly, since
     at large kappa w and x0 both round to ~1.
     """
-    alpha = torch.tensor(0.5 * (m - 1), dtype=kappa.dtype, device=kappa.device)
-    proposal = torch.distributions.Beta(alpha, alpha)
+    concentration = _beta_concentration(m, kappa.dtype, kappa.device)
     b = _wood_b(kappa, m)
     one_m_x0 = 2 * b / (1 + b)
     x0 = 1 - one_m_x0
-    w = torch.empty_like(kappa)
-    eps = torch.empty_like(kappa)
-    pending = torch.arange(kappa.numel(), device=kappa.device)
-    while pending.numel() > 0:
-        bp, k, om_x0, x0p = b[pending], kappa[pending], one_m_x0[pending], x0[pending]
-        e = proposal.sample(pending.shape)
+    # per-row constants of the log acceptance ratio, as (rows, 1) columns
+    b, kappa, x0, one_m_x0 = (t.unsqueeze(-1) for t in (b, kappa, x0, one_m_x0))
+    log_norm = torch.log(one_m_x0 * (1 + x0))
+    w = torch.empty_like(kappa.squeeze(-1))
+    eps = torch.empty_like(w)
+    pending = None  # None: every row
+    while True:
+        if pending is None:
+            n, bp, k, om_x0, x0p, ln = w.numel(), b, kappa, one_m_x0, x0, log_norm
+        else:
+            n = pending.numel()
+            bp, k, om_x0, x0p, ln = (t[pending] for t in (b, kappa, one_m_x0, x0, log_norm))
+        proposals = max(1, min(_MAX_PROPOSALS, _ROUND_ELEMENTS // max(n, 1)))
+        # Beta(alpha, alpha) draws, exactly as torch.distributions.Beta(alpha, alpha).sample
+        # draws them (the first coordinate of a Dirichlet(alpha, alpha) draw), without building
+        # the distribution objects every call
+        e = torch._sample_dirichlet(concentration.expand(n, proposals, 2)).select(-1, 0)
         one_m_w = 2 * bp * e / (1 - (1 - bp) * e)
         # log acceptance ratio k (w - x0) + (m-1) log((1 - x0 w) / (1 - x0^2))
-        log_ratio = k * (om_x0 - one_m_w) + (m - 1) * torch.log(
-            (om_x0 + x0p * one_m_w) / (om_x0 * (1 + x0p))
-        )
+        log_ratio = k * (om_x0 - one_m_w) + (m - 1) * (torch.log(om_x0 + x0p * one_m_w) - ln)
         accept = torch.log(torch.rand_like(e)) <= log_ratio
-        done = pending[accept]
-        w[done] = 1 - one_m_w[accept]
-        eps[done] = e[accept]
-        pending = pending[~accept]
-    return w, eps
+        # the first accepted proposal of each row (argmax returns the first maximal index)
+        first = accept.to(torch.uint8).argmax(-1, keepdim=True)
+        got = accept.gather(-1, first).squeeze(-1)
+        e_first = e.gather(-1, first).squeeze(-1)
+        w_first = 1 - one_m_w.gather(-1, first).squeeze(-1)
+        if pending is None:
+            if bool(got.all()):
+                return w_first, e_first
+            w.copy_(w_first)
+            eps.copy_(e_first)
+            pending = torch.arange(n, device=w.device)
+        else:
+            done = pending[got]
+            w[done] = w_first[got]
+            eps[done] = e_first[got]
+        pending = pending[~got]
+        if pending.numel() == 0:
+            return w, eps
+
+
+@cache
+def _beta_concentration(m, dtype, device):
+    """(alpha, alpha), alpha = (m - 1) / 2: the Dirichlet form of Wood's Beta proposal."""
+    return torch.full((2,), 0.5 * (m - 1), dtype=dtype, device=device)
 
 
 @cache
@@ -96,7 +150,7 @@ def _quadrature_nodes(m):
     return 32 + 2 * math.ceil(math.sqrt(m))
 
 
-def _dw_dkappa(w, eps, kappa, m):
+def _dw_dkappa(w, eps, kappa, m, mean=None):
     """Implicit gradient dw/dkappa = int_w^1 (t - A) p(t) dt / p(w), A = E[w] = A_m(kappa).
 
     The integral is taken over the side of w away from A, where the integrand has one sign (the
@@ -104,59 +158,67 @@ def _dw_dkappa(w, eps, kappa, m):
     t = (1 - (1+b) eps) / (1 - (1-b) eps).  Wood's map keeps the density of eps close to
     Beta((m-1)/2, (m-1)/2) for every kappa and sin^2 removes its endpoint singularities, so fixed
     Gauss-Legendre nodes resolve it uniformly in kappa (checked against high-precision quadrature;
-    only samples with tail probability below ~1e-20 lose accuracy).
+    only samples with tail probability below ~1e-20 lose accuracy).  `mean` is A_m(kappa) when the
+    caller already has it (float64, as bessel_ratio(m / 2, kappa) gives it).
     """
     nu = 0.5 * (m - 3)
     b = _wood_b(kappa, m)
-    mean = bessel_ratio(0.5 * m, kappa)
+    if mean is None:
+        mean = bessel_ratio(0.5 * m, kappa)
     theta_w = torch.atan2(torch.sqrt(eps), torch.sqrt(1 - eps))
     upper = w >= mean  # t in [w, 1] is theta in [0, theta_w]; t in [-1, w] is [theta_w, pi/2]
-    lo = torch.where(upper, 0.0, theta_w).unsqueeze(-1)
-    half = 0.5 * (torch.where(upper, theta_w, 0.5 * math.pi).unsqueeze(-1) - lo)
+    lo = torch.where(upper, 0.0, theta_w)
+    half = 0.5 * (torch.where(upper, theta_w, 0.5 * math.pi) - lo)
     nodes, weights = _gauss_legendre(_quadrature_nodes(m), kappa.device)
-    theta = lo + half * (1 + nodes)
+    theta = torch.addcmul(lo.unsqueeze(-1), half.unsqueeze(-1), 1 + nodes)
     sin, cos = torch.sin(theta), torch.cos(theta)
-    b, kappa, w = b.unsqueeze(-1), kappa.unsqueeze(-1), w.unsqueeze(-1)
-    den = cos * cos + b * sin * sin  # 1 - (1-b) eps, with 1 - eps = cos^2 exactly
-    one_m_t = 2 * b * sin * sin / den
+    b_col, kappa_col = b.unsqueeze(-1), kappa.unsqueeze(-1)
+    b_sin2 = b_col * (sin * sin)
+    den = cos * cos + b_sin2  # 1 - (1-b) eps, with 1 - eps = cos^2 exactly
+    half_one_m_t = b_sin2 / den  # (1 - t) / 2
     # log of p(t)/p(w) |dt/dtheta|, using 1 - t^2 = 4b eps (1-eps) / den^2 and
-    # |dt/deps| deps/dtheta = 4b sin cos / den^2
-    log_integrand = (
-        kappa * ((1 - w) - one_m_t)
-        + (2 * nu + 1) * torch.log(sin * cos)
-        - (2 * nu + 2) * torch.log(den)
-        + (nu + 1) * torch.log(4 * b)
-        - nu * torch.log((1 - w) * (1 + w))
-    )
-    integrand = ((1 - mean).unsqueeze(-1) - one_m_t) * torch.exp(log_integrand)
-    integral = half.squeeze(-1) * (integrand @ weights)
-    return torch.where(upper, integral, -integral)
+    # |dt/deps| deps/dtheta = 4b sin cos / den^2: the terms constant along each row first,
+    # kappa (1 - w) + (nu+1) log 4b - nu log((1 - w)(1 + w)), then the ones varying with theta
+    one_m_w = 1 - w
+    row = torch.add(kappa * one_m_w, torch.log(4 * b), alpha=nu + 1)
+    row = torch.sub(row, torch.log(one_m_w * (1 + w)), alpha=nu).unsqueeze(-1)
+    log_integrand = torch.add(row, torch.log(sin * cos), alpha=2 * nu + 1)
+    log_integrand = torch.sub(log_integrand, torch.log(den), alpha=2 * nu + 2)
+    log_integrand = torch.addcmul(log_integrand, kappa_col, half_one_m_t, value=-2)
+    t_minus_mean = torch.sub((1 - mean).unsqueeze(-1), half_one_m_t, alpha=2)  # t - A
+    integrand = t_minus_mean * torch.exp(log_integrand)
+    # the integral over the side of w away from A, with the sign of that side
+    return (integrand @ weights) * torch.where(upper, half, -half)
 
 
 class _ImplicitW(torch.autograd.Function):
     """Attach the implicit reparameterisation gradient in kappa to a Wood sample w."""
 
     @staticmethod
-    def forward(ctx, kappa, w, eps, m):
+    def forward(ctx, kappa, w, eps, m, mean=None):
+        # mean: optional A_m(kappa) (float64, no gradient) that the caller has already computed
         ctx.save_for_backward(kappa, w, eps)
-        ctx.m = m
+        ctx.m, ctx.mean = m, mean
         return w.clone()
 
     @staticmethod
     def backward(ctx, grad):
         kappa, w, eps = ctx.saved_tensors
-        return grad * _dw_dkappa(w, eps, kappa, ctx.m), None, None, None
+        return grad * _dw_dkappa(w, eps, kappa, ctx.m, ctx.mean), None, None, None, None
 
 
-def _sample_w(kappa, m):
-    """Draw w = mu^T z for vMF(e1, kappa) with a reparameterisation gradient; kappa float64, 1-D."""
+def _sample_w(kappa, m, mean=None):
+    """Draw w = mu^T z for vMF(e1, kappa) with a reparameterisation gradient; kappa float64, 1-D.
+
+    mean: optionally A_m(kappa) in float64 (reused by the implicit gradient instead of recomputed).
+    """
     if m == 3:
         # exact inverse CDF: F(w) = (e^{kw} - e^{-k}) / (e^k - e^{-k}); r = 1 - F in [0, 1)
         r = torch.rand_like(kappa)
         return 1 + torch.log1p(r * torch.expm1(-2 * kappa)) / kappa
     with torch.no_grad():
         w, eps = _sample_w_wood(kappa.detach(), m)
-    return _ImplicitW.apply(kappa, w, eps, m)
+    return _ImplicitW.apply(kappa, w, eps, m, mean)
 
 
 def _householder_to(loc, z0):
@@ -166,11 +228,14 @@ def _householder_to(loc, z0):
     is smooth in loc everywhere (the textbook u = e1 - loc degenerates at loc = e1).  Any
     orthogonal Q with Q e1 = loc maps vMF(e1) to vMF(loc), so switching s is harmless.
     """
-    s = torch.where(loc[..., :1] > 0, -1.0, 1.0).to(loc.dtype)
-    u = -s * loc
-    u = torch.cat([u[..., :1] + 1, u[..., 1:]], dim=-1)
+    s = torch.where(
+        loc[..., :1] > 0,
+        _constant(-1.0, loc.dtype, loc.device),
+        _constant(1.0, loc.dtype, loc.device),
+    )
+    u = _unit_vector(loc.shape[-1], loc.dtype, loc.device) - s * loc
     proj = (u * z0).sum(-1, keepdim=True) / (u * u).sum(-1, keepdim=True)
-    return s * (z0 - 2 * proj * u)
+    return s * torch.addcmul(z0, proj, u, value=-2)
 
 
 class VonMisesFisher(Distribution):
@@ -185,7 +250,9 @@ class VonMisesFisher(Distribution):
 
     def __init__(self, loc, concentration, validate_args=None):
         concentration = torch.as_tensor(concentration, dtype=loc.dtype, device=loc.device)
-        batch_shape = torch.broadcast_shapes(loc.shape[:-1], concentration.shape)
+        batch_shape = loc.shape[:-1]
+        if concentration.shape != batch_shape:
+            batch_shape = torch.broadcast_shapes(batch_shape, concentration.shape)
         self.loc = loc.expand(batch_shape + loc.shape[-1:])
         self.concentration = concentration.expand(batch_shape)
         self._m = loc.shape[-1]
@@ -207,17 +274,38 @@ class VonMisesFisher(Distribution):
     def mean(self):
         return self._mean_resultant_length().unsqueeze(-1) * self.loc
 
-    def _mean_resultant_length(self):
-        return bessel_ratio(0.5 * self._m, self.concentration)
+    def _bessel_values(self):
+        """(log I_{m/2-1}(kappa), A_m(kappa) = I_{m/2}/I_{m/2-1}(kappa)) in float64, no gradient.
 
-    def _log_normalizer(self):
+        Evaluated once per distribution (rsample, log_prob, entropy and the KL all need them) and
+        kept while the concentration tensor is unchanged (checked by identity and version).
+        """
+        kappa = self.concentration
+        cached = getattr(self, "_bessel_cache", None)
+        if cached is not None and cached[0] is kappa and cached[1] == kappa._version:
+            return cached[2]
+        with torch.no_grad():
+            values = _log_iv_and_ratio_values(0.5 * self._m - 1, kappa.detach().to(torch.float64))
+        self._bessel_cache = (kappa, kappa._version, values)
+        return values
+
+    def _bessel(self):
+        """(log I_{m/2-1}(kappa), A_m(kappa)), differentiable in kappa, in kappa's dtype."""
+        kappa = self.concentration
+        log_iv, ratio = log_iv_and_ratio(
+            0.5 * self._m - 1, kappa.to(torch.float64), self._bessel_values()
+        )
+        return log_iv.to(kappa.dtype), ratio.to(kappa.dtype)
+
+    def _mean_resultant_length(self):
+        return self._bessel()[1]
+
+    def _log_normalizer(self, log_iv=None):
         """log C_m(kappa) = (m/2 - 1) log kappa - (m/2) log 2 pi - log I_{m/2-1}(kappa)."""
         m, kappa = self._m, self.concentration
-        return (
-            (0.5 * m - 1) * torch.log(kappa)
-            - 0.5 * m * math.log(2 * math.pi)
-            - log_iv(0.5 * m - 1, kappa)
-        )
+        if log_iv is None:
+            log_iv = self._bessel()[0]
+        return (0.5 * m - 1) * torch.log(kappa) - 0.5 * m * math.log(2 * math.pi) - log_iv
 
     def log_prob(self, value):
         if self._validate_args:
@@ -226,12 +314,14 @@ class VonMisesFisher(Distribution):
 
     def entropy(self):
         kappa = self.concentration
-        return -kappa * self._mean_resultant_length() - self._log_normalizer()
+        log_iv, ratio = self._bessel()
+        return -kappa * ratio - self._log_normalizer(log_iv)
 
     def rsample(self, sample_shape=()):
         shape = self._extended_shape(sample_shape)
         kappa = self.concentration.expand(shape[:-1]).reshape(-1)
-        w = _sample_w(kappa.to(torch.float64), self._m)
+        mean = self._bessel_values()[1]
+        w = _sample_w(kappa.to(torch.float64), self._m, mean.expand(shape[:-1]).reshape(-1))
         radius = torch.sqrt(torch.clamp((1 - w) * (1 + w), min=torch.finfo(w.dtype).tiny))
         w, radius = w.to(self.loc.dtype), radius.to(self.loc.dtype)
         tangent = torch.randn(w.shape + (self._m - 1,), dtype=w.dtype, device=w.device)

@@ -34,7 +34,6 @@ import copy
 import hashlib
 import json
 import logging
-import os
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -46,12 +45,11 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .. import code_dim
-from ..config import run_metadata
 from ..data.prepare import load_processed
-from ..models import LatentVariableModel, save_model
+from ..models import LatentVariableModel
 from ..threads import limit_threads
 from .checkpoint import CheckpointDir
-from .run import codes_of, model_for, train_run
+from .run import model_for, train_run, write_run
 from .trainer import (
     EVAL_BATCH,
     NonFiniteLossError,
@@ -59,7 +57,6 @@ from .trainer import (
     kl_weight,
     make_optimizer,
     resolve_device,
-    write_history,
 )
 
 log = logging.getLogger(__name__)
@@ -510,23 +507,8 @@ def train_group(
 
     records = []
     for seed, out_dir, model, summary in zip(seeds, out_dirs, models, summaries):
-        # The end of train_run, seed by seed.
-        extra = {}
-        if model_name == "ae":
-            gen = torch.Generator().manual_seed(seed)
-            xb_train = torch.bernoulli(data.x_train, generator=gen)
-            scores = model.fit_density(codes_of(model, xb_train), codes_of(model, data.xb_val),
-                                       model_cfg["ae_density_components"], seed)
-            extra["ae_density"] = {"components": model.density_components,
-                                   "validation_log_density": {str(k): v for k, v in scores.items()}}
-        model.cpu()
-        save_model(model, out_dir / "model.pt")
-        write_history(trainer.history[seeds.index(seed)], out_dir / "history.csv")
-        record = {**run_config, "seed": seed, "train": train_cfg, **summary, **extra,
-                  "meta": run_metadata(seed=seed, device=str(trainer.device))}
-        tmp = out_dir / ".config.json.tmp"
-        tmp.write_text(json.dumps(record, indent=2))
-        os.replace(tmp, out_dir / "config.json")
+        record = write_run(model, data, seed, Path(out_dir), trainer.history[seeds.index(seed)],
+                           summary, run_config, train_cfg, model_cfg, trainer.device)
         records.append(record)
     trainer.checkpoints.clear()
     return records

@@ -61,8 +61,20 @@ def train_run(
                       pretrain_epochs=model_cfg["gmm_pretrain_epochs"], progress=progress)
     summary = trainer.fit()
 
+    record = write_run(model, data, seed, out_dir, trainer.history, summary, run_config, train_cfg,
+                       model_cfg, trainer.device)
+    # The run is complete: its result is model.pt. Stale checkpoints would only mislead a rerun.
+    trainer.checkpoints.clear()
+    return record
+
+
+def write_run(model: LatentVariableModel, data: TrainData, seed: int, out_dir: Path,
+              history: list[dict], summary: dict, run_config: dict, train_cfg: dict,
+              model_cfg: dict, device: torch.device) -> dict:
+    """The end of every run (single-seed or grouped): the AE's ex-post density, then model.pt,
+    history.csv and config.json (config, versions, seed)."""
     extra = {}
-    if model_name == "ae":
+    if model.name == "ae":
         # Codes of one fixed binarisation of the training set (the model was trained on such draws).
         gen = torch.Generator().manual_seed(seed)
         xb_train = torch.bernoulli(data.x_train, generator=gen)
@@ -72,15 +84,12 @@ def train_run(
                                "validation_log_density": {str(k): v for k, v in scores.items()}}
         log.info("AE ex-post GMM: %d components (validation log-density %s)",
                  model.density_components, scores)
-
     model.cpu()
     save_model(model, out_dir / "model.pt")
-    write_history(trainer.history, out_dir / "history.csv")
+    write_history(history, out_dir / "history.csv")
     record = {**run_config, "seed": seed, "train": train_cfg, **summary, **extra,
-              "meta": run_metadata(seed=seed, device=str(trainer.device))}
+              "meta": run_metadata(seed=seed, device=str(device))}
     tmp = out_dir / ".config.json.tmp"
     tmp.write_text(json.dumps(record, indent=2))
     os.replace(tmp, out_dir / "config.json")
-    # The run is complete: its result is model.pt. Stale checkpoints would only mislead a rerun.
-    trainer.checkpoints.clear()
     return record
