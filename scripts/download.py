@@ -13,17 +13,10 @@ import argparse
 import logging
 import sys
 
-from vaepriors.config import ConfigError, load_params, parse_section
+from vaepriors.config import ConfigError, section_from_flags
 from vaepriors.data.download import DownloadError, fetch_dataset
 from vaepriors.data.prepare import snapshot_generated
 from vaepriors.data.registry import ALL_DATASETS, DATASETS
-
-
-def data_section(tokens):
-    """The data section from flags, or from params.yaml when none are given (manual use)."""
-    if tokens:
-        return parse_section(tokens, "data")
-    return load_params()["data"]
 
 
 def main(argv=None) -> int:
@@ -39,7 +32,7 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        data = data_section(rest)
+        data = section_from_flags(rest, "data")
     except ConfigError as exc:
         parser.error(str(exc))
     raw_dir = args.raw_dir or data["raw_dir"]

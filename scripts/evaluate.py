@@ -5,12 +5,12 @@
 import argparse
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 
 from vaepriors.config import ConfigError, parse_section
 from vaepriors.evaluation.run import evaluate_run
+from vaepriors.io import write_json
 
 
 def main(argv=None) -> int:
@@ -30,11 +30,7 @@ def main(argv=None) -> int:
     metrics = {key: run_config[key] for key in ("dataset", "model", "latent_dim", "code_dim", "seed")}
     metrics.update(evaluate_run(args.model, args.data, args.seed, cfg, progress=not args.no_progress))
     metrics["evaluate"] = cfg
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(json.dumps(metrics, indent=2))
-    os.replace(tmp, out)
+    write_json(args.out, metrics)
     print(f"{metrics['model']} d={metrics['latent_dim']} seed={metrics['seed']}: "
           f"log p(x) {metrics['loglik']['mean']:.2f} nats (K={cfg['importance_samples']}), "
           f"clustering acc {metrics['clustering']['acc']:.3f}")

@@ -14,16 +14,10 @@ import logging
 import sys
 from pathlib import Path
 
-from vaepriors.config import ConfigError, load_params, parse_section
+from vaepriors.config import ConfigError, section_from_flags
 from vaepriors.data.idx import IDXFormatError
 from vaepriors.data.prepare import PrepareError, prepare_dataset
 from vaepriors.data.registry import ALL_DATASETS
-
-
-def data_section(tokens):
-    if tokens:
-        return parse_section(tokens, "data")
-    return load_params()["data"]
 
 
 def main(argv=None) -> int:
@@ -36,7 +30,7 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        data = data_section(rest)
+        data = section_from_flags(rest, "data")
     except ConfigError as exc:
         parser.error(str(exc))
     out = Path(args.out or Path(data["processed_dir"]) / f"{args.dataset}.npz")

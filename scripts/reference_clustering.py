@@ -3,14 +3,12 @@
 --dataset NAME --out references.json  ${evaluate}."""
 
 import argparse
-import json
 import logging
-import os
 import sys
-from pathlib import Path
 
 from vaepriors.config import ConfigError, parse_section
 from vaepriors.evaluation.run import reference_rows
+from vaepriors.io import write_json
 
 SEED = 0  # the reference rows are one fixed-seed fit each
 
@@ -27,11 +25,7 @@ def main(argv=None) -> int:
     except ConfigError as exc:
         parser.error(str(exc))
     rows = {"dataset": args.dataset, "seed": SEED, **reference_rows(args.data, SEED, cfg)}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(json.dumps(rows, indent=2))
-    os.replace(tmp, out)
+    write_json(args.out, rows)
     print(f"{args.dataset}: pixel k-means acc {rows['pixel_kmeans']['acc']:.3f}, "
           f"PCA+GMM acc {rows['pca_gmm']['acc']:.3f}")
     return 0

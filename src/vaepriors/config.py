@@ -203,6 +203,13 @@ def run_metadata(**extra: Any) -> dict:
     return meta
 
 
+def section_from_flags(tokens: list[str], section: str) -> dict:
+    """The section from its flags, or from params.yaml when none are given (a script run by hand)."""
+    if tokens:
+        return parse_section(tokens, section)
+    return load_params()[section]
+
+
 def parse_sections(tokens: Iterable[str], sections: Iterable[str]) -> dict[str, dict]:
     """Split flags of several sections (``${train} ${model}``) by key owner, then parse each."""
     schema = load_schema()

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +11,7 @@ import torch
 from .. import code_dim
 from ..config import run_metadata
 from ..data.prepare import load_processed
+from ..io import write_json
 from ..models import LatentVariableModel, build_model, save_model
 from ..threads import limit_threads
 from .trainer import EVAL_BATCH, TrainData, Trainer, write_history
@@ -89,7 +88,5 @@ def write_run(model: LatentVariableModel, data: TrainData, seed: int, out_dir: P
     write_history(history, out_dir / "history.csv")
     record = {**run_config, "seed": seed, "train": train_cfg, **summary, **extra,
               "meta": run_metadata(seed=seed, device=str(device))}
-    tmp = out_dir / ".config.json.tmp"
-    tmp.write_text(json.dumps(record, indent=2))
-    os.replace(tmp, out_dir / "config.json")
+    write_json(out_dir / "config.json", record)
     return record
