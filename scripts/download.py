@@ -13,7 +13,7 @@ import argparse
 import logging
 import sys
 
-from vaepriors.config import ConfigError, section_from_flags
+from vaepriors.cli import parse_script
 from vaepriors.data.download import DownloadError, fetch_dataset
 from vaepriors.data.prepare import snapshot_generated
 from vaepriors.data.registry import ALL_DATASETS, DATASETS
@@ -28,13 +28,7 @@ def main(argv=None) -> int:
                         help="directory holding the .gz files, tried first (repeatable)")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per network read")
-    args, rest = parser.parse_known_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        data = section_from_flags(rest, "data")
-    except ConfigError as exc:
-        parser.error(str(exc))
+    args, data = parse_script(parser, argv, ["data"], from_params=True)
     raw_dir = args.raw_dir or data["raw_dir"]
     if args.dataset not in DATASETS:
         # Offline sets (scikit-learn's digits, the synthetic set): a verified raw snapshot.

@@ -4,11 +4,10 @@
 
 import argparse
 import json
-import logging
 import sys
 from pathlib import Path
 
-from vaepriors.config import ConfigError, parse_section
+from vaepriors.cli import parse_script
 from vaepriors.evaluation.run import evaluate_run
 from vaepriors.io import write_json
 
@@ -20,12 +19,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", required=True)
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--no-progress", action="store_true")
-    args, rest = parser.parse_known_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        cfg = parse_section(rest, "evaluate")
-    except ConfigError as exc:
-        parser.error(str(exc))
+    args, cfg = parse_script(parser, argv, ["evaluate"])
     run_config = json.loads((Path(args.model).parent / "config.json").read_text())
     metrics = {key: run_config[key] for key in ("dataset", "model", "latent_dim", "code_dim", "seed")}
     metrics.update(evaluate_run(args.model, args.data, args.seed, cfg, progress=not args.no_progress))

@@ -14,7 +14,7 @@ import logging
 import sys
 from pathlib import Path
 
-from vaepriors.config import ConfigError, section_from_flags
+from vaepriors.cli import parse_script
 from vaepriors.data.idx import IDXFormatError
 from vaepriors.data.prepare import PrepareError, prepare_dataset
 from vaepriors.data.registry import ALL_DATASETS
@@ -26,13 +26,7 @@ def main(argv=None) -> int:
     parser.add_argument("--dataset", required=True, choices=ALL_DATASETS)
     parser.add_argument("--out", help="output .npz (default: PROCESSED_DIR/DATASET.npz)")
     parser.add_argument("--raw-dir", help="overrides data.raw_dir")
-    args, rest = parser.parse_known_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        data = section_from_flags(rest, "data")
-    except ConfigError as exc:
-        parser.error(str(exc))
+    args, data = parse_script(parser, argv, ["data"], from_params=True)
     out = Path(args.out or Path(data["processed_dir"]) / f"{args.dataset}.npz")
     try:
         arrays = prepare_dataset(args.dataset, args.raw_dir or data["raw_dir"], out,

@@ -3,10 +3,9 @@
 --dataset NAME --out references.json  ${evaluate}."""
 
 import argparse
-import logging
 import sys
 
-from vaepriors.config import ConfigError, parse_section
+from vaepriors.cli import parse_script
 from vaepriors.evaluation.run import reference_rows
 from vaepriors.io import write_json
 
@@ -18,12 +17,7 @@ def main(argv=None) -> int:
     parser.add_argument("--data", required=True)
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--out", required=True)
-    args, rest = parser.parse_known_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        cfg = parse_section(rest, "evaluate")
-    except ConfigError as exc:
-        parser.error(str(exc))
+    args, cfg = parse_script(parser, argv, ["evaluate"])
     rows = {"dataset": args.dataset, "seed": SEED, **reference_rows(args.data, SEED, cfg)}
     write_json(args.out, rows)
     print(f"{args.dataset}: pixel k-means acc {rows['pixel_kmeans']['acc']:.3f}, "

@@ -6,10 +6,9 @@ Several seeds of one configuration in one process (vaepriors.training.multiseed,
 parameters): --seeds s1 s2 ... --out-dirs DIR1 DIR2 ... instead of --seed and --out-dir."""
 
 import argparse
-import logging
 import sys
 
-from vaepriors.config import ConfigError, parse_sections
+from vaepriors.cli import parse_script
 from vaepriors.training.run import train_run
 
 
@@ -24,18 +23,13 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int)
     parser.add_argument("--seeds", type=int, nargs="+", help="train these seeds together")
     parser.add_argument("--no-progress", action="store_true")
-    args, rest = parser.parse_known_args(argv)
+    args, cfg = parse_script(parser, argv, ["train", "model"])
     if (args.seed is None) == (args.seeds is None):
         parser.error("give either --seed (with --out-dir) or --seeds (with --out-dirs)")
     if args.seeds is not None and (args.out_dirs is None or len(args.out_dirs) != len(args.seeds)):
         parser.error("--seeds needs --out-dirs with one directory per seed")
     if args.seed is not None and args.out_dir is None:
         parser.error("--seed needs --out-dir")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        cfg = parse_sections(rest, ["train", "model"])
-    except ConfigError as exc:
-        parser.error(str(exc))
     if args.seeds is not None:
         from vaepriors.training.multiseed import train_group
 

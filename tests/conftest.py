@@ -91,3 +91,15 @@ def train_data(clustered_arrays):
     from vaepriors.training import TrainData
 
     return TrainData.from_arrays(clustered_arrays)
+
+
+@pytest.fixture(scope="module")
+def single_torch_thread():
+    """For modules of many mid-sized elementwise ops: on a small shared machine torch's intra-op
+    threads mostly wait on each other (5x slower measured with 2 threads under load)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

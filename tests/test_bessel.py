@@ -13,14 +13,7 @@ ARGS = np.unique(np.concatenate([np.logspace(-6, 5, 45), [1.5, 2.0]]))
 V, X = (a.ravel() for a in np.meshgrid(ORDERS, ARGS, indexing="ij"))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    # these tests run many mid-sized elementwise ops; on a small shared machine torch's intra-op
-    # threads mostly wait on each other (5x slower measured with 2 threads under load)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 def reference_log_iv(v, x):

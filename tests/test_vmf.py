@@ -49,14 +49,7 @@ def expected_f(a, b, mu, m1, m2, m):
     return a_mu**2 * m2 + (a @ a - a_mu**2) * (1 - m2) / (m - 1) + m1 * (b @ mu)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    # these tests run many mid-sized elementwise ops; on a small shared machine torch's intra-op
-    # threads mostly wait on each other (5x slower measured with 2 threads under load)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 @pytest.fixture(autouse=True)

@@ -69,8 +69,18 @@ class CheckpointDir:
             raise CheckpointError(f"checkpoint {path} is not a vaepriors training checkpoint")
         return state
 
-    def latest(self) -> dict | None:
-        """Newest readable checkpoint; say so (never silently) when falling back or starting over."""
+    def latest(self, fingerprint: str | None = None) -> dict | None:
+        """Newest readable checkpoint; say so (never silently) when falling back or starting over.
+        With ``fingerprint``, checkpoints written under another configuration are cleared, not
+        resumed."""
+        state = self._newest_readable()
+        if state is not None and fingerprint is not None and state.get("fingerprint") != fingerprint:
+            log.warning("checkpoints in %s belong to another configuration; starting over", self.dir)
+            self.clear()
+            return None
+        return state
+
+    def _newest_readable(self) -> dict | None:
         epochs = self.epochs()
         for epoch in reversed(epochs):
             path = self.path(epoch)

@@ -347,13 +347,8 @@ class GroupTrainer:
         self.epochs = state["epochs"]
 
     def resume(self) -> bool:
-        state = self.checkpoints.latest()
+        state = self.checkpoints.latest(self.fingerprint)
         if state is None:
-            return False
-        if state.get("fingerprint") != self.fingerprint:
-            log.warning("group checkpoints in %s belong to another configuration; starting over",
-                        self.checkpoints.dir)
-            self.checkpoints.clear()
             return False
         self.load_state(state)
         return True

@@ -183,13 +183,8 @@ class Trainer:
         self.bad_epochs = state["bad_epochs"]
 
     def resume(self) -> bool:
-        state = self.checkpoints.latest()
+        state = self.checkpoints.latest(self.fingerprint)
         if state is None:
-            return False
-        if state.get("fingerprint") != self.fingerprint:
-            log.warning("checkpoints in %s belong to another configuration; starting over",
-                        self.checkpoints.dir)
-            self.checkpoints.clear()
             return False
         self.load_state(state)
         return True
