@@ -191,42 +191,68 @@ def _dw_dkappa(w, eps, kappa, m, mean=None):
     return (integrand @ weights) * torch.where(upper, half, -half)
 
 
-class _ImplicitW(torch.autograd.Function):
-    """Attach the implicit reparameterisation gradient in kappa to a Wood sample w."""
+def _draw_w(kappa, m):
+    """(w, eps) for vMF(e1, kappa), no gradient; kappa float64, 1-D.  eps is what the implicit
+    gradient needs: the accepted Beta draw of Wood's sampler, or for m = 3 the uniform r of the
+    exact inverse CDF F(w) = (e^{kw} - e^{-k}) / (e^k - e^{-k}), r = 1 - F in [0, 1)."""
+    if m == 3:
+        r = torch.rand_like(kappa)
+        return 1 + torch.log1p(r * torch.expm1(-2 * kappa)) / kappa, r
+    return _sample_w_wood(kappa, m)
+
+
+def _dw_dkappa_any(w, eps, kappa, m, mean=None):
+    """dw/dkappa for a draw of _draw_w (float64)."""
+    if m == 3:
+        # w = 1 + log1p(r E) / k with E = expm1(-2k), differentiated in closed form
+        e = torch.expm1(-2 * kappa)
+        return (-2 * eps * (1 + e) / (1 + eps * e) - (w - 1)) / kappa
+    return _dw_dkappa(w, eps, kappa, m, mean)
+
+
+class _PlaceOnSphere(torch.autograd.Function):
+    """z = Q(loc) (w, sqrt(1 - w^2) t) for a drawn cosine w and unit tangent t (see _householder_vector).
+
+    Differentiated by hand, as one graph node instead of the ~40 autograd would record: in loc
+    through the Householder map, in kappa through w by the implicit gradient dw/dkappa.
+    """
 
     @staticmethod
-    def forward(ctx, kappa, w, eps, m, mean=None):
-        # mean: optional A_m(kappa) (float64, no gradient) that the caller has already computed
-        ctx.save_for_backward(kappa, w, eps)
-        ctx.m, ctx.mean = m, mean
-        return w.clone()
+    def forward(ctx, loc, kappa, w, eps, tangent, m, mean):
+        # loc (N, m); kappa (N,) in any float dtype; w, eps, mean float64 (N,); tangent (N, m - 1)
+        radius = torch.sqrt(torch.clamp((1 - w) * (1 + w), min=torch.finfo(w.dtype).tiny))
+        z0 = torch.cat([w.to(loc.dtype).unsqueeze(-1), radius.to(loc.dtype).unsqueeze(-1) * tangent], dim=-1)
+        s, u, uu = _householder_vector(loc)
+        proj = (u * z0).sum(-1, keepdim=True) / uu
+        ctx.save_for_backward(kappa, w, eps, tangent, radius, mean, z0, s, u, uu, proj)
+        ctx.m = m
+        return s * torch.addcmul(z0, proj, u, value=-2)
 
     @staticmethod
     def backward(ctx, grad):
-        kappa, w, eps = ctx.saved_tensors
-        return grad * _dw_dkappa(w, eps, kappa, ctx.m, ctx.mean), None, None, None, None
+        kappa, w, eps, tangent, radius, mean, z0, s, u, uu, proj = ctx.saved_tensors
+        u_grad = (u * grad).sum(-1, keepdim=True) / uu
+        grad_loc = grad_kappa = None
+        if ctx.needs_input_grad[0]:
+            # z = s f(u), f(u) = z0 - 2 u (u.z0) / (u.u), u = e1 - s loc, s = +-1: grad_loc = -J_f^T g
+            grad_loc = 2 * (u_grad * z0 + proj * grad - 2 * (proj * u_grad) * u)
+        if ctx.needs_input_grad[1]:
+            grad_z0 = s * torch.addcmul(grad, u_grad, u, value=-2)  # Q^T g, Q symmetric
+            # z0 = (w, r t) with dr/dw = -w / r (0 where r was clamped, as autograd of clamp gives)
+            tangential = (grad_z0[:, 1:] * tangent).sum(-1).to(torch.float64)
+            clamped = radius <= torch.finfo(radius.dtype).tiny
+            dr_dw = torch.where(clamped, 0.0, -w / radius)
+            grad_w = torch.addcmul(grad_z0[:, 0].to(torch.float64), tangential, dr_dw)
+            grad_kappa = (grad_w * _dw_dkappa_any(w, eps, kappa.to(torch.float64), ctx.m, mean)).to(kappa.dtype)
+        return grad_loc, grad_kappa, None, None, None, None, None
 
 
-def _sample_w(kappa, m, mean=None):
-    """Draw w = mu^T z for vMF(e1, kappa) with a reparameterisation gradient; kappa float64, 1-D.
+def _householder_vector(loc):
+    """(s, u, u^T u) of an orthogonal map Q = s (I - 2 u u^T / u^T u) with Q e1 = loc (..., m).
 
-    mean: optionally A_m(kappa) in float64 (reused by the implicit gradient instead of recomputed).
-    """
-    if m == 3:
-        # exact inverse CDF: F(w) = (e^{kw} - e^{-k}) / (e^k - e^{-k}); r = 1 - F in [0, 1)
-        r = torch.rand_like(kappa)
-        return 1 + torch.log1p(r * torch.expm1(-2 * kappa)) / kappa
-    with torch.no_grad():
-        w, eps = _sample_w_wood(kappa.detach(), m)
-    return _ImplicitW.apply(kappa, w, eps, m, mean)
-
-
-def _householder_to(loc, z0):
-    """Apply an orthogonal map Q with Q e1 = loc to z0 (both (..., m)).
-
-    Q = s (I - 2 u u^T / u^T u) with u = e1 - s loc and s = -sign(loc_1): then u^T u >= 2, so Q
-    is smooth in loc everywhere (the textbook u = e1 - loc degenerates at loc = e1).  Any
-    orthogonal Q with Q e1 = loc maps vMF(e1) to vMF(loc), so switching s is harmless.
+    u = e1 - s loc with s = -sign(loc_1): then u^T u >= 2, so Q is smooth in loc everywhere (the
+    textbook u = e1 - loc degenerates at loc = e1).  Any orthogonal Q with Q e1 = loc maps
+    vMF(e1) to vMF(loc), so switching s is harmless.
     """
     s = torch.where(
         loc[..., :1] > 0,
@@ -234,8 +260,59 @@ def _householder_to(loc, z0):
         _constant(1.0, loc.dtype, loc.device),
     )
     u = _unit_vector(loc.shape[-1], loc.dtype, loc.device) - s * loc
-    proj = (u * z0).sum(-1, keepdim=True) / (u * u).sum(-1, keepdim=True)
-    return s * torch.addcmul(z0, proj, u, value=-2)
+    return s, u, (u * u).sum(-1, keepdim=True)
+
+
+def _place_on_sphere(loc, kappa, w, eps, tangent, mean=None):
+    """The differentiable part of a vMF draw: loc (..., m) and kappa (...) with the draws of
+    _draw_w and _unit_tangent for them, flattened to (N,) and (N, m - 1); mean as in _dw_dkappa."""
+    m = loc.shape[-1]
+    z = _PlaceOnSphere.apply(loc.reshape(-1, m), kappa.reshape(-1), w, eps, tangent, m, mean)
+    return z.reshape(loc.shape)
+
+
+def _unit_tangent(n, m, dtype, device):
+    """n uniform unit vectors in R^(m-1): the tangent directions of vMF draws."""
+    tangent = torch.randn((n, m - 1), dtype=dtype, device=device)
+    return tangent / torch.linalg.vector_norm(tangent, dim=-1, keepdim=True)
+
+
+class _Entropy(torch.autograd.Function):
+    """H(kappa) = -kappa A - log C_m(kappa) from the float64 values (log I_{m/2-1}, A_m) at kappa,
+    with dH/dkappa = -kappa A'(kappa) in closed form (A' = 1 - A^2 - (m-1) A / kappa)."""
+
+    @staticmethod
+    def forward(ctx, kappa, log_iv, ratio, m):
+        k = kappa.detach().to(torch.float64)
+        ctx.save_for_backward(k, ratio)
+        ctx.m = m
+        return (-k * ratio - _log_normalizer_value(k, log_iv, m)).to(kappa.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        k, a = ctx.saved_tensors
+        slope = (ctx.m - 1) * a - k * (1 - a * a)
+        return (grad * slope).to(grad.dtype), None, None, None
+
+
+class _LogNormalizer(torch.autograd.Function):
+    """log C_m(kappa) from the float64 values at kappa, with d/dkappa log C_m = -A_m(kappa)."""
+
+    @staticmethod
+    def forward(ctx, kappa, log_iv, ratio, m):
+        k = kappa.detach().to(torch.float64)
+        ctx.save_for_backward(ratio)
+        return _log_normalizer_value(k, log_iv, m).to(kappa.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (a,) = ctx.saved_tensors
+        return -(grad * a).to(grad.dtype), None, None, None
+
+
+def _log_normalizer_value(kappa, log_iv, m):
+    """log C_m(kappa) = (m/2 - 1) log kappa - (m/2) log 2 pi - log I_{m/2-1}(kappa)."""
+    return (0.5 * m - 1) * torch.log(kappa) - 0.5 * m * math.log(2 * math.pi) - log_iv
 
 
 class VonMisesFisher(Distribution):
@@ -290,7 +367,7 @@ class VonMisesFisher(Distribution):
         return values
 
     def _bessel(self):
-        """(log I_{m/2-1}(kappa), A_m(kappa)), differentiable in kappa, in kappa's dtype."""
+        """(log I_{m/2-1}(kappa), A_m(kappa)), differentiable in kappa (to any order), in kappa's dtype."""
         kappa = self.concentration
         log_iv, ratio = log_iv_and_ratio(
             0.5 * self._m - 1, kappa.to(torch.float64), self._bessel_values()
@@ -300,12 +377,9 @@ class VonMisesFisher(Distribution):
     def _mean_resultant_length(self):
         return self._bessel()[1]
 
-    def _log_normalizer(self, log_iv=None):
-        """log C_m(kappa) = (m/2 - 1) log kappa - (m/2) log 2 pi - log I_{m/2-1}(kappa)."""
-        m, kappa = self._m, self.concentration
-        if log_iv is None:
-            log_iv = self._bessel()[0]
-        return (0.5 * m - 1) * torch.log(kappa) - 0.5 * m * math.log(2 * math.pi) - log_iv
+    def _log_normalizer(self):
+        """log C_m(kappa), differentiable in kappa (once: the training path)."""
+        return _LogNormalizer.apply(self.concentration, *self._bessel_values(), self._m)
 
     def log_prob(self, value):
         if self._validate_args:
@@ -313,21 +387,16 @@ class VonMisesFisher(Distribution):
         return self._log_normalizer() + self.concentration * (self.loc * value).sum(-1)
 
     def entropy(self):
-        kappa = self.concentration
-        log_iv, ratio = self._bessel()
-        return -kappa * ratio - self._log_normalizer(log_iv)
+        return _Entropy.apply(self.concentration, *self._bessel_values(), self._m)
 
     def rsample(self, sample_shape=()):
         shape = self._extended_shape(sample_shape)
-        kappa = self.concentration.expand(shape[:-1]).reshape(-1)
-        mean = self._bessel_values()[1]
-        w = _sample_w(kappa.to(torch.float64), self._m, mean.expand(shape[:-1]).reshape(-1))
-        radius = torch.sqrt(torch.clamp((1 - w) * (1 + w), min=torch.finfo(w.dtype).tiny))
-        w, radius = w.to(self.loc.dtype), radius.to(self.loc.dtype)
-        tangent = torch.randn(w.shape + (self._m - 1,), dtype=w.dtype, device=w.device)
-        tangent = tangent / torch.linalg.vector_norm(tangent, dim=-1, keepdim=True)
-        z0 = torch.cat([w.unsqueeze(-1), radius.unsqueeze(-1) * tangent], dim=-1)
-        return _householder_to(self.loc.expand(shape), z0.reshape(shape))
+        kappa = self.concentration.expand(shape[:-1])
+        mean = self._bessel_values()[1].expand(shape[:-1]).reshape(-1)
+        with torch.no_grad():
+            w, eps = _draw_w(kappa.detach().reshape(-1).to(torch.float64), self._m)
+            tangent = _unit_tangent(w.numel(), self._m, self.loc.dtype, self.loc.device)
+        return _place_on_sphere(self.loc.expand(shape), kappa, w, eps, tangent, mean)
 
 
 class HypersphericalUniform(Distribution):

@@ -232,35 +232,22 @@ class _Stack:
     @staticmethod
     def _vmf_rsample(q, rngs: list[_NoiseRng]) -> torch.Tensor:
         """VonMisesFisher.rsample() of vaepriors.distributions.vmf, with each seed's random draws
-        (Wood's rejection sampler, the tangent direction) made under its own RNG state and the
-        differentiable transform (implicit gradient, Householder map) done once for all seeds."""
+        (the cosine w, the tangent direction) made under its own RNG state and the differentiable
+        map onto the sphere done once for all seeds."""
         from ..distributions import vmf
 
         m, loc = q._m, q.loc
-        g, b = loc.shape[:2]
-        kappa = q.concentration.reshape(-1).to(torch.float64)  # (G * B,), seed-major
+        b = loc.shape[1]
+        kappa = q.concentration.detach().reshape(-1).to(torch.float64)  # (G * B,), seed-major
         draws, tangents = [], []
-        for i, rng in enumerate(rngs):
-            k_i = kappa[i * b : (i + 1) * b]
-            with rng.active():
-                if m == 3:
-                    draws.append(torch.rand_like(k_i))
-                else:
-                    with torch.no_grad():
-                        draws.append(vmf._sample_w_wood(k_i.detach(), m))
-                tangents.append(torch.randn((b, m - 1), dtype=loc.dtype, device=loc.device))
-        if m == 3:
-            r = torch.cat(draws)
-            w = 1 + torch.log1p(r * torch.expm1(-2 * kappa)) / kappa
-        else:
-            w = vmf._ImplicitW.apply(kappa, torch.cat([d[0] for d in draws]),
-                                     torch.cat([d[1] for d in draws]), m)
-        radius = torch.sqrt(torch.clamp((1 - w) * (1 + w), min=torch.finfo(w.dtype).tiny))
-        w, radius = w.to(loc.dtype), radius.to(loc.dtype)
-        tangent = torch.cat(tangents)
-        tangent = tangent / torch.linalg.vector_norm(tangent, dim=-1, keepdim=True)
-        z0 = torch.cat([w.unsqueeze(-1), radius.unsqueeze(-1) * tangent], dim=-1)
-        return vmf._householder_to(loc, z0.reshape(g, b, m))
+        with torch.no_grad():
+            for i, rng in enumerate(rngs):
+                with rng.active():
+                    draws.append(vmf._draw_w(kappa[i * b : (i + 1) * b], m))
+                    tangents.append(vmf._unit_tangent(b, m, loc.dtype, loc.device))
+        w, eps = (torch.cat(t) for t in zip(*draws))
+        mean = q._bessel_values()[1].reshape(-1)
+        return vmf._place_on_sphere(loc, q.concentration, w, eps, torch.cat(tangents), mean)
 
 
 # --- the group trainer ---------------------------------------------------------------------------
