@@ -313,3 +313,13 @@ def test_entropy_and_log_prob_gradients(m, quantity):
         f(k).sum().backward()
         grads.append(k.grad)
     assert torch.allclose(*grads, rtol=1e-9, atol=1e-12)
+
+
+def test_second_derivatives_are_refused_not_wrong():
+    """The hand-written backward passes are first-order; asking for more raises."""
+    k = torch.tensor([2.0, 30.0], dtype=torch.float64, requires_grad=True)
+    q = VonMisesFisher(random_unit(2, 5), k)
+    for value in (q.entropy().sum(), q.rsample().sum()):
+        (g,) = torch.autograd.grad(value, k, create_graph=True)
+        with pytest.raises(RuntimeError):
+            g.sum().backward()
