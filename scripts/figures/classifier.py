@@ -7,7 +7,8 @@ import sys
 
 from vaepriors.data.prepare import load_processed
 from vaepriors.figures.cli import parse
-from vaepriors.figures.frechet import save_classifier, train_classifier, write_json
+from vaepriors.figures.frechet import save_classifier, train_classifier
+from vaepriors.io import write_json
 
 
 def main(argv=None) -> int:
@@ -20,7 +21,7 @@ def main(argv=None) -> int:
     clf, info = train_classifier(load_processed(args.data), cfg["classifier_hidden"],
                                  cfg["classifier_epochs"], seed=args.seed)
     save_classifier(clf, args.out_model)
-    write_json({"data": args.data, **info}, args.out_json)
+    write_json(args.out_json, {"data": args.data, **info})
     print(f"feature classifier: test accuracy {info['test_accuracy']:.4f} "
           f"(validation {info['val_accuracy']:.4f}, epoch {info['best_epoch']})")
     return 0

@@ -20,7 +20,6 @@ training images and the test images is reported as the floor a perfect generator
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import tempfile
@@ -182,14 +181,6 @@ def load_classifier(path: str | Path) -> FeatureClassifier:
     clf = FeatureClassifier(**payload["kwargs"])
     clf.load_state_dict(payload["state_dict"])
     return clf.eval()
-
-
-def write_json(obj, path: str | Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=float) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
 
 
 # --- generated images --------------------------------------------------------------------------------
