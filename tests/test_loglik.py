@@ -250,3 +250,43 @@ def test_ae_proposal_scale_chosen_on_validation():
     )
     assert best == 0.9 == max(scores, key=scores.get)
     assert float(model.proposal_scale) == pytest.approx(0.9)
+
+
+def _float64_log_likelihood(logits, x):
+    logits, x = logits.double(), x.double()
+    return (x * logits - torch.nn.functional.softplus(logits)).sum(-1)
+
+
+@pytest.mark.parametrize("binary", [True, False])
+def test_bernoulli_log_likelihood_matches_float64(binary):
+    # Logits of a confident decoder (|l| up to ~20) plus values that overflow float32 exp (100, 1e4):
+    # the fast log1p(exp(.)) path must hand those to the stable softplus, not return -inf.
+    g = torch.Generator().manual_seed(0)
+    d = 784 + 3  # not a multiple of the pixel group: the remainder is summed too
+    x = (torch.rand(6, d, generator=g) < 0.3).float()
+    if not binary:
+        x = torch.rand(6, d, generator=g)
+    logits = (1 - 2 * (x > 0.5).float()) * -4 * torch.rand(3, 6, d, generator=g).add_(0.2)
+    logits[0, 1, 5] = 100.0 * (1 - 2 * x[1, 5].round())  # a pixel predicted wrongly at 100 nats
+    logits[2, 4, -1] = 1e4 * (1 - 2 * x[4, -1].round())
+    before = logits.clone()
+    got = loglik.bernoulli_log_likelihood(logits, x)
+    assert torch.equal(logits, before)  # the caller's logits are left alone
+    assert got.dtype == torch.float64 and got.shape == (3, 6)
+    want = _float64_log_likelihood(logits, x)
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-5 * max(1.0, float(want.abs().max()) / 100))
+    if binary:
+        assert float(got[0, 1]) < -100 and float(got[2, 4]) < -1e4
+
+
+def test_decoded_log_likelihood_recomputes_overflowed_rows(monkeypatch):
+    # Blocks of 2 codes on CPU; one code decodes to a logit past float32 exp's range on a pixel
+    # it gets wrong: the estimate must stay finite and equal the float64 value.
+    monkeypatch.setattr(loglik, "CPU_BLOCK_ELEMENTS", 2 * D)
+    model = ToyModel(1, seed=0)
+    x = torch.tensor([[1.0, 0, 1, 0, 1], [0, 0, 1, 1, 0], [1, 1, 1, 1, 1]])
+    z = torch.tensor([[[0.1], [-0.3], [0.2]], [[500.0], [0.4], [-500.0]]])  # (S=2, P=3, 1)
+    got = loglik._decoded_log_likelihood(model, z, x, loglik._binary_signs(x))
+    want = _float64_log_likelihood(model.decode(z), x)
+    assert torch.isfinite(got).all() and float(got.min()) < -100
+    torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-5)
