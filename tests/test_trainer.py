@@ -408,3 +408,31 @@ def test_gmmvae_pretraining_does_not_collapse(processed_npz, clustered_arrays, t
     assert used > 1
     assert accuracy > 0.9
     assert weights.min() > 0.05
+
+
+def _denormal_survives() -> bool:
+    # 1e-30 * 1e-10 = 1e-40 is a float32 denormal: zero when the CPU flushes, not otherwise.
+    return bool(torch.tensor([1e-30]) * 1e-10 != 0)
+
+
+def test_flush_denormals_inside_and_restored_after(train_data, train_cfg, model_cfg, tmp_path):
+    from vaepriors.threads import flush_denormals, flushing_denormals
+
+    if not torch.set_flush_denormal(False):
+        pytest.skip("this CPU cannot flush denormals")
+    assert _denormal_survives() and not flushing_denormals()
+    with flush_denormals():
+        assert not _denormal_survives() and flushing_denormals()
+        with flush_denormals():
+            pass
+        assert not _denormal_survives()  # the inner block leaves the outer mode alone
+    assert _denormal_survives()
+    # The trainer flushes while it trains (measured: epochs otherwise slow by up to 40% as weights
+    # and Adam moments decay into denormals) and leaves the caller's mode as it was.
+    seen = []
+    trainer = make_trainer("nvae", train_data, train_cfg, model_cfg, tmp_path)
+    original = trainer.model.loss
+    trainer.model.loss = lambda *a, **k: (seen.append(flushing_denormals()), original(*a, **k))[1]
+    trainer.train_epoch()
+    assert seen and all(seen)
+    assert _denormal_survives()

@@ -31,6 +31,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from ..threads import flush_denormals
+
 # Seeds for torch.manual_seed; any non-negative int64 works, this keeps them clear of overflow.
 _SEED_HIGH = 2**62
 # Bound on the codes drawn at once (samples x points x code_dim): a few MB, small beside a chunk of
@@ -177,6 +179,7 @@ def _decoded_log_likelihood(model, z: torch.Tensor, x: torch.Tensor, signs) -> t
 
 
 @torch.no_grad()
+@flush_denormals()
 def importance_log_likelihood(
     model: torch.nn.Module,
     x: torch.Tensor,

@@ -11,7 +11,7 @@ import torch
 from ..config import run_metadata
 from ..data.prepare import load_processed
 from ..models import load_model
-from ..threads import limit_threads
+from ..threads import flush_denormals, limit_threads
 from .clustering import clustering_scores, kmeans_labels, pca_gmm, pixel_kmeans
 from .knn import knn_accuracy
 from .loglik import (
@@ -40,6 +40,8 @@ def _binary(arrays: dict, key: str) -> torch.Tensor:
     return torch.from_numpy(np.asarray(arrays[key])).float()
 
 
+# The whole job: torch's thread pool is created inside, so its threads flush denormals too.
+@flush_denormals()
 def evaluate_run(model_path: str | Path, data_path: str | Path, seed: int, cfg: dict,
                  progress: bool = True) -> dict:
     limit_threads(cfg["threads"])

@@ -47,7 +47,7 @@ from tqdm.auto import tqdm
 from .. import code_dim
 from ..data.prepare import load_processed
 from ..models import LatentVariableModel
-from ..threads import limit_threads
+from ..threads import flush_denormals, limit_threads
 from .checkpoint import CheckpointDir
 from .run import model_for, train_run, write_run
 from .trainer import (
@@ -359,6 +359,7 @@ class GroupTrainer:
     def _seeds(self) -> list[int]:
         return [self.seeds[i] for i in self.active]
 
+    @flush_denormals()
     def train_epoch(self) -> list[dict[str, float]]:
         beta = kl_weight(self.epoch, self.cfg["warmup_epochs"])
         bs = self.cfg["batch_size"]
@@ -398,6 +399,7 @@ class GroupTrainer:
                     tot[key] += values[k][j] * len(xb)
         return [{key: v / len(x) for key, v in tot.items()} for tot in totals]
 
+    @flush_denormals()
     def fit(self) -> list[dict[str, Any]]:
         resumed = self.resume()
         patience, max_epochs = self.cfg["patience"], self.cfg["max_epochs"]
@@ -442,6 +444,8 @@ class GroupTrainer:
         return summaries
 
 
+# The whole job: torch's thread pool is created inside, so its threads flush denormals too.
+@flush_denormals()
 def train_group(
     data_path: str | Path,
     out_dirs: list[str | Path],

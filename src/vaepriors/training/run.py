@@ -13,7 +13,7 @@ from ..config import run_metadata
 from ..data.prepare import load_processed
 from ..io import write_json
 from ..models import LatentVariableModel, build_model, save_model
-from ..threads import limit_threads
+from ..threads import flush_denormals, limit_threads
 from .trainer import EVAL_BATCH, TrainData, Trainer, write_history
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,8 @@ def codes_of(model: LatentVariableModel, x: torch.Tensor) -> np.ndarray:
                       for s in range(0, len(x), EVAL_BATCH)]).double().numpy()
 
 
+# The whole job: torch's thread pool is created inside, so its threads flush denormals too.
+@flush_denormals()
 def train_run(
     data_path: str | Path,
     out_dir: str | Path,

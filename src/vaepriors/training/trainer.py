@@ -22,6 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..models import LatentVariableModel
+from ..threads import flush_denormals
 from .checkpoint import CheckpointDir
 
 log = logging.getLogger(__name__)
@@ -194,6 +195,7 @@ class Trainer:
         """A fresh binarisation and a permutation, both from the run's data generator."""
         return draw_epoch(self.data.x_train, self.generator)
 
+    @flush_denormals()
     def pretrain(self, epochs: int) -> None:
         """GMM-VAE: AE pre-training on posterior means, then the mixture from a GMM on the codes."""
         opt = make_optimizer(self.model.parameters(), self.cfg["lr"])
@@ -215,6 +217,7 @@ class Trainer:
                                for s in range(0, len(xb), EVAL_BATCH)])
         self.model.initialise_prior(codes.double().numpy(), seed=self.seed)
 
+    @flush_denormals()
     def train_epoch(self) -> dict[str, float]:
         beta = kl_weight(self.epoch, self.cfg["warmup_epochs"])
         bs = self.cfg["batch_size"]
@@ -235,6 +238,7 @@ class Trainer:
         self.model.eval()
         return {"beta": beta, **{f"train_{k}": v / len(xb) for k, v in totals.items()}}
 
+    @flush_denormals()
     def fit(self) -> dict[str, Any]:
         resumed = self.resume()
         if not resumed and hasattr(self.model, "initialise_prior"):
