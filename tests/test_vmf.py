@@ -323,3 +323,20 @@ def test_second_derivatives_are_refused_not_wrong():
         (g,) = torch.autograd.grad(value, k, create_graph=True)
         with pytest.raises(RuntimeError):
             g.sum().backward()
+
+
+@pytest.mark.parametrize("m", [3, 5, 11])
+def test_draws_without_a_graph_equal_the_differentiable_ones(m):
+    # sample() under no_grad builds each loc's reflection once and broadcasts it over the samples;
+    # rsample() with a graph goes through _PlaceOnSphere per row: same draws, same numbers.
+    g = torch.Generator().manual_seed(m)
+    loc = torch.nn.functional.normalize(torch.randn(7, m, generator=g), dim=-1)
+    loc[0] = 0
+    loc[0, 0] = -1  # on the axis, where the reflection switches sign
+    kappa = torch.rand(7, generator=g) * 30 + 0.1
+    torch.manual_seed(1)
+    plain = VonMisesFisher(loc, kappa).sample((4, 3))
+    torch.manual_seed(1)
+    traced = VonMisesFisher(loc.clone().requires_grad_(), kappa.clone().requires_grad_()).rsample((4, 3))
+    assert plain.shape == traced.shape == (4, 3, 7, m)
+    torch.testing.assert_close(plain, traced.detach(), rtol=0, atol=1e-7)
