@@ -25,7 +25,9 @@ class SVAE(LatentVariableModel):
         # +1 keeps kappa away from 0, where the Bessel terms of the KL gradient are steepest
         # (Davidson et al. 2018).
         concentration = F.softplus(self.concentration_head(h)).squeeze(-1) + 1.0
-        return VonMisesFisher(loc, concentration)
+        # No constraint validation of network outputs (as for the Gaussian posteriors): the
+        # trainer stops on any non-finite loss term.
+        return VonMisesFisher(loc, concentration, validate_args=False)
 
     def prior(self) -> Distribution:
         p = self.decoder[-1].bias

@@ -12,6 +12,7 @@ import copy
 import hashlib
 import json
 import logging
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,8 @@ from ..threads import flush_denormals
 from .checkpoint import CheckpointDir
 
 log = logging.getLogger(__name__)
+# The loss terms every training step reports (the keys of model.loss), checked and summed.
+_TERMS = ("loss", "elbo", "rec", "kl")
 
 HISTORY_COLUMNS = [
     "epoch", "beta", "train_elbo", "train_rec", "train_kl", "val_elbo", "val_rec", "val_kl", "seconds",
@@ -107,12 +110,13 @@ def _set_rng_state(state: dict, generator: torch.Generator) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _check_finite(terms: dict[str, torch.Tensor], epoch: int, batch: int | None) -> None:
+def _check_finite(terms: dict[str, torch.Tensor | float], epoch: int, batch: int | None) -> None:
     """Epoch and batch are counted from 1, as in history.csv and the progress bar."""
-    where = f"epoch {epoch}" if batch is None else f"epoch {epoch}, batch {batch}"
     for name, value in terms.items():
-        if not torch.isfinite(value).all():
-            raise NonFiniteLossError(f"non-finite {name} ({value.item()}) at {where}")
+        finite = math.isfinite(value) if isinstance(value, float) else bool(torch.isfinite(value).all())
+        if not finite:
+            where = f"epoch {epoch}" if batch is None else f"epoch {epoch}, batch {batch}"
+            raise NonFiniteLossError(f"non-finite {name} ({float(value)}) at {where}")
 
 
 @torch.no_grad()
@@ -229,12 +233,14 @@ class Trainer:
         for b, start in enumerate(bar):
             x = xb.index_select(0, perm[start : start + bs]).to(self.device)
             terms = self.model.loss(x, beta=beta)
-            _check_finite(terms, self.epoch + 1, b + 1)
+            # the four scalars in one host transfer, checked before they can reach the weights
+            values = dict(zip(_TERMS, torch.stack([terms[k].detach() for k in _TERMS]).tolist()))
+            _check_finite(values, self.epoch + 1, b + 1)
             self.optimizer.zero_grad(set_to_none=True)
             terms["loss"].backward()
             self.optimizer.step()
             for key in totals:
-                totals[key] += terms[key].item() * len(x)
+                totals[key] += values[key] * len(x)
         self.model.eval()
         return {"beta": beta, **{f"train_{k}": v / len(xb) for k, v in totals.items()}}
 
