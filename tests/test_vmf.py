@@ -17,9 +17,8 @@ from scipy.integrate import quad
 from scipy.special import gammaln, ive
 from torch.distributions import kl_divergence
 
-from vaepriors.distributions import HypersphericalUniform, VonMisesFisher, bessel_ratio
+from vaepriors.distributions import HypersphericalUniform, VonMisesFisher, bessel_ratio, vmf
 from vaepriors.distributions.bessel import log_iv_and_ratio
-from vaepriors.distributions import vmf
 from vaepriors.distributions.vmf import (
     _draw_w,
     _dw_dkappa,
