@@ -334,6 +334,21 @@ def test_save_load_round_trip(family, clustered_arrays, tmp_path):
         assert torch.equal(loaded.cluster(x), a)
 
 
+def test_svae_loads_checkpoints_with_the_two_former_heads():
+    # Before the heads were merged the S-VAE had loc_head (code_dim rows) and concentration_head
+    # (one row); such a state dict loads into the one head and gives the same posterior.
+    model = build_model("svae", input_dim=6, latent_dim=3, hidden=[5])
+    old = {k: v for k, v in model.state_dict().items() if not k.startswith("head.")}
+    w, b = model.head.weight.detach(), model.head.bias.detach()
+    old |= {"loc_head.weight": w[:-1].clone(), "loc_head.bias": b[:-1].clone(),
+            "concentration_head.weight": w[-1:].clone(), "concentration_head.bias": b[-1:].clone()}
+    loaded = build_model("svae", input_dim=6, latent_dim=3, hidden=[5])
+    loaded.load_state_dict(old)
+    x = torch.bernoulli(torch.full((4, 6), 0.4), generator=torch.Generator().manual_seed(0))
+    q, p = model.posterior(x), loaded.posterior(x)
+    assert torch.equal(q.loc, p.loc) and torch.equal(q.concentration, p.concentration)
+
+
 def test_load_model_rejects_other_files(tmp_path):
     path = tmp_path / "not-a-model.pt"
     torch.save({"weights": torch.zeros(3)}, path)

@@ -40,7 +40,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -202,10 +201,8 @@ class _Stack:
             q = diagonal_normal(mu, logvar)
             z = self._normal_rsample(q, rngs)
         elif t.name == "svae":
-            from ..distributions import VonMisesFisher
-            loc = F.normalize(self.linear("loc_head", h), dim=-1)
-            concentration = F.softplus(self.linear("concentration_head", h)).squeeze(-1) + 1.0
-            q = VonMisesFisher(loc, concentration)
+            from ..models.spherical import vmf_posterior
+            q = vmf_posterior(self.linear("head", h))
             z = self._vmf_rsample(q, rngs)
         else:
             raise ValueError(f"multiseed: family {t.name!r} is not stacked")
