@@ -190,17 +190,15 @@ def pythae_networks(name: str, model):
         def __init__(self):
             BaseEncoder.__init__(self)
             self.body = model.body
-            if name == "nvae":
-                self.head = model.head
-            else:
-                self.loc_head, self.concentration_head = model.loc_head, model.concentration_head
+            self.head = model.head
 
         def forward(self, x):
             h = self.body(x.reshape(len(x), -1))
             if name == "nvae":
                 mu, logvar = self.head(h).chunk(2, -1)
                 return ModelOutput(embedding=mu, log_covariance=logvar)
-            return ModelOutput(embedding=self.loc_head(h), log_concentration=self.concentration_head(h))
+            out = self.head(h)  # direction, then concentration (our S-VAE's one head)
+            return ModelOutput(embedding=out[:, :-1], log_concentration=out[:, -1:])
 
     class Decoder(BaseDecoder):
         def __init__(self):
