@@ -1,35 +1,120 @@
-"""The per-row work of a vMF training draw in NumPy, for tensors on the CPU.
+"""The per-row work of a vMF draw as compiled loops (numba), for tensors on the CPU.
 
 At training batch sizes (tens of rows) a vMF draw is a few hundred operations on a few dozen
-numbers each, and its cost is the per-operation overhead: ~2-3 us for a torch op (dispatch,
-allocation, autograd bookkeeping) against ~0.3-1 us for the same NumPy op. This module repeats,
-operation for operation, the float64 math of vmf.py's torch functions that vmf.py runs on CPU
-tensors: the Bessel values (through scipy.special.ive), Wood's sampler, the implicit gradient
-dw/dkappa and the Householder map with its hand-written backward. The random draws still come
-from torch's generator, in the same calls and order as the torch functions make them, so a seed
-gives the same draws on either path; tests/test_vmf.py checks that both paths agree to rounding.
-The torch functions stay the reference and run on other devices.
+numbers each, so in torch its cost is the per-operation overhead (~2 us per op inside a training
+step), not arithmetic. Here the same float64 math as vmf.py's torch functions runs as one
+compiled loop per piece: the Bessel values log I_v and I_{v+1}/I_v (bessel.py's algorithm),
+the acceptance step of Wood's sampler, the implicit gradient dw/dkappa and the Householder map
+with its hand-written backward. The random draws still come from torch's generator, in the same
+calls and order as the torch functions make them, so a seed gives the same draws on either path;
+tests/test_vmf.py checks that both paths agree to a few ulps. The torch functions stay the
+reference and run on other devices.
+
+numba compiles each kernel on first use (~2 s in all) and caches it beside this file.
 """
 
 from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
 import torch
-from scipy.special import ive
+
+from .bessel import _DEBYE_MIN_ORDER, _DEBYE_P, _SERIES_MAX_X, _SERIES_TERMS
 
 _TINY64 = np.finfo(np.float64).tiny
+# P_k(p2) = sum_j _DEBYE_COEFFICIENTS[j, k - 1] p2^j, k = 1.._DEBYE_TERMS (zeros past the degree)
+_DEBYE_COEFFICIENTS = np.array(
+    [[c[j] if j < len(c) else 0.0 for c in _DEBYE_P] for j in range(max(len(c) for c in _DEBYE_P))]
+)
+
+_jit = numba.njit(cache=True, nogil=True)
 
 
-def bessel_values(v: float, kappa: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """(log I_v(kappa), I_{v+1}/I_v(kappa)) in float64 from the exponentially scaled Bessel
-    functions, or None where scipy's values under- or overflow (small kappa with a large order);
-    the caller then uses the torch evaluation, which covers every range."""
-    scaled = ive(np.array([v, v + 1]).reshape((2,) + (1,) * kappa.ndim), kappa)
-    if not (np.isfinite(scaled).all() and (scaled > 1e-290).all()):
-        return None
-    return np.log(scaled[0]) + kappa, np.minimum(scaled[1] / scaled[0], 1.0)
+@_jit
+def _debye_log_series(a, radius, coefficients):
+    """log(sum_k P_k(p^2) / R^k), p = a / R (bessel._debye_log_series)."""
+    p2 = (a / radius) ** 2
+    total = 0.0
+    inv_r_pow = 1.0
+    for k in range(coefficients.shape[1]):
+        inv_r_pow /= radius
+        poly = 0.0
+        for j in range(coefficients.shape[0] - 1, -1, -1):
+            poly = poly * p2 + coefficients[j, k]
+        total += poly * inv_r_pow
+    return math.log1p(total)
+
+
+@_jit
+def _bessel_kernel(v, x, coefficients, min_order, series_max_x, series_terms, log_iv, ratio):
+    # bessel._log_iv_and_ratio_values, element by element: the power series for x <= 2, else
+    # Debye at a = v + n >= 20 and n steps of the three-term recurrence down to v
+    n = max(1, math.ceil(min_order - v))
+    a = v + n
+    for i in range(x.shape[0]):
+        xi = x[i]
+        if xi <= series_max_x:
+            q = xi * xi / 4
+            term_v = term_v1 = 1.0
+            tail_v = tail_v1 = 0.0
+            for k in range(1, series_terms + 1):
+                term_v *= q / (k * (v + k))
+                term_v1 *= q / (k * (v + 1 + k))
+                tail_v += term_v
+                tail_v1 += term_v1
+            xlogy = v * math.log(xi / 2) if v != 0 else 0.0
+            log_iv[i] = xlogy - math.lgamma(v + 1) + math.log1p(tail_v)
+            r = xi / (2 * (v + 1)) * ((1 + tail_v1) / (1 + tail_v))
+        else:
+            r0 = math.hypot(a, xi)
+            r1 = math.hypot(a + 1, xi)
+            log_series = _debye_log_series(a, r0, coefficients)
+            log_series_next = _debye_log_series(a + 1, r1, coefficients)
+            log_ia = r0 + a * math.log(xi / (a + r0)) - 0.5 * math.log(2 * math.pi * r0) + log_series
+            d_radius = (2 * a + 1) / (r0 + r1)
+            d_a_eta = d_radius + math.log(xi / (a + 1 + r1)) - a * math.log1p((1 + d_radius) / (a + r0))
+            d_prefactor = -0.5 * math.log1p(d_radius / r0)
+            y_next = math.exp(d_a_eta + d_prefactor + log_series_next - log_series)  # I_{a+1} / I_a
+            inv_x = 1 / xi
+            y = y_next + 2 * a * inv_x  # y_k = I_k / I_a, from k = a - 1 down to v
+            y_next = 1.0
+            for step in range(1, n):
+                y, y_next = y_next + 2 * (a - step) * y * inv_x, y
+            log_iv[i] = log_ia + math.log(y)
+            r = y_next / y
+        ratio[i] = min(r, 1.0)  # a ratio above 1 can only come from rounding
+
+
+def bessel_values(v: float, kappa: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(log I_v(kappa), I_{v+1}/I_v(kappa)) in float64, as bessel._log_iv_and_ratio_values."""
+    flat = np.ascontiguousarray(kappa, dtype=np.float64).reshape(-1)
+    log_iv, ratio = np.empty_like(flat), np.empty_like(flat)
+    _bessel_kernel(
+        float(v), flat, _DEBYE_COEFFICIENTS, _DEBYE_MIN_ORDER, _SERIES_MAX_X, _SERIES_TERMS, log_iv, ratio
+    )
+    return log_iv.reshape(np.shape(kappa)), ratio.reshape(np.shape(kappa))
+
+
+@_jit
+def _wood_round(b, kappa, e, uniform, m, w, eps, got):
+    # one round of vmf._sample_w_wood for rows (b, kappa): the first accepted proposal of each row
+    for i in range(e.shape[0]):
+        one_m_x0 = 2 * b[i] / (1 + b[i])
+        x0 = 1 - one_m_x0
+        log_norm = math.log(one_m_x0 * (1 + x0))
+        got[i] = False
+        for j in range(e.shape[1]):
+            one_m_w = 2 * b[i] * e[i, j] / (1 - (1 - b[i]) * e[i, j])
+            log_ratio = kappa[i] * (one_m_x0 - one_m_w) + (m - 1) * (
+                math.log(one_m_x0 + x0 * one_m_w) - log_norm
+            )
+            if math.log(uniform[i, j]) <= log_ratio:
+                w[i] = 1 - one_m_w
+                eps[i] = e[i, j]
+                got[i] = True
+                break
 
 
 def wood_b(kappa, m):
@@ -44,57 +129,59 @@ def draw_w(kappa: np.ndarray, m: int, max_proposals: int, round_elements: int, c
         r = torch.rand(kappa.shape, dtype=torch.float64).numpy()
         return 1 + np.log1p(r * np.expm1(-2 * kappa)) / kappa, r
     b = wood_b(kappa, m)
-    one_m_x0 = 2 * b / (1 + b)
-    x0 = 1 - one_m_x0
-    log_norm = np.log(one_m_x0 * (1 + x0))
-    columns = [t[:, None] for t in (b, kappa, one_m_x0, x0, log_norm)]
     w, eps = np.empty_like(kappa), np.empty_like(kappa)
     pending = np.arange(kappa.size)
     while pending.size:
         n = pending.size
         proposals = max(1, min(max_proposals, round_elements // n))
-        e = torch._sample_dirichlet(concentration.expand(n, proposals, 2)).numpy()[..., 0]
+        e = np.ascontiguousarray(torch._sample_dirichlet(concentration.expand(n, proposals, 2)).numpy()[..., 0])
         uniform = torch.rand((n, proposals), dtype=torch.float64).numpy()
-        bp, k, om_x0, x0p, ln = columns if n == kappa.size else (t[pending] for t in columns)
-        one_m_w = 2 * bp * e / (1 - (1 - bp) * e)
-        log_ratio = k * (om_x0 - one_m_w) + (m - 1) * (np.log(om_x0 + x0p * one_m_w) - ln)
-        accept = np.log(uniform) <= log_ratio
-        first = accept.argmax(-1)
-        rows = np.arange(n)
-        got = accept[rows, first]
-        if n == kappa.size and got.all():  # the usual outcome at training batch sizes
-            return 1 - one_m_w[rows, first], e[rows, first]
-        done, first = rows[got], first[got]
-        w[pending[got]] = 1 - one_m_w[done, first]
-        eps[pending[got]] = e[done, first]
+        rows = n == kappa.size
+        w_round, eps_round, got = (w, eps, np.empty(n, dtype=np.bool_)) if rows else (
+            np.empty(n), np.empty(n), np.empty(n, dtype=np.bool_)
+        )
+        _wood_round(b if rows else b[pending], kappa if rows else kappa[pending], e, uniform, m,
+                    w_round, eps_round, got)
+        if not rows:
+            w[pending[got]] = w_round[got]
+            eps[pending[got]] = eps_round[got]
         pending = pending[~got]
     return w, eps
 
 
+@_jit
+def _dw_dkappa_kernel(w, eps, kappa, m, mean, nodes, weights, out):
+    # vmf._dw_dkappa row by row: the integral over the side of w away from the mean A, in theta
+    nu = 0.5 * (m - 3)
+    for i in range(w.shape[0]):
+        k = kappa[i]
+        b = (m - 1) / (2 * k + math.hypot(2 * k, m - 1))
+        theta_w = math.atan2(math.sqrt(eps[i]), math.sqrt(1 - eps[i]))
+        upper = w[i] >= mean[i]
+        lo = 0.0 if upper else theta_w
+        half = 0.5 * ((theta_w if upper else 0.5 * math.pi) - lo)
+        one_m_w = 1 - w[i]
+        row = k * one_m_w + (nu + 1) * math.log(4 * b) - nu * math.log(one_m_w * (1 + w[i]))
+        total = 0.0
+        for j in range(nodes.shape[0]):
+            theta = lo + half * (1 + nodes[j])
+            sin, cos = math.sin(theta), math.cos(theta)
+            b_sin2 = b * (sin * sin)
+            den = cos * cos + b_sin2
+            half_one_m_t = b_sin2 / den
+            log_integrand = (
+                row + (2 * nu + 1) * math.log(sin * cos) - (2 * nu + 2) * math.log(den)
+                - 2 * k * half_one_m_t
+            )
+            total += weights[j] * (((1 - mean[i]) - 2 * half_one_m_t) * math.exp(log_integrand))
+        out[i] = total * (half if upper else -half)
+
+
 def dw_dkappa(w, eps, kappa, m, mean, nodes, weights):
     """vmf._dw_dkappa (see there for the derivation), float64 arrays (N,)."""
-    nu = 0.5 * (m - 3)
-    b = wood_b(kappa, m)
-    theta_w = np.arctan2(np.sqrt(eps), np.sqrt(1 - eps))
-    upper = w >= mean
-    lo = np.where(upper, 0.0, theta_w)
-    half = 0.5 * (np.where(upper, theta_w, 0.5 * math.pi) - lo)
-    theta = torch.from_numpy(lo[:, None] + half[:, None] * (1 + nodes))
-    # torch's vectorised sin and cos take a third of the time of NumPy's for float64
-    sin, cos = torch.sin(theta).numpy(), torch.cos(theta).numpy()
-    b_sin2 = b[:, None] * (sin * sin)
-    den = cos * cos + b_sin2
-    half_one_m_t = b_sin2 / den
-    one_m_w = 1 - w
-    row = kappa * one_m_w + (nu + 1) * np.log(4 * b) - nu * np.log(one_m_w * (1 + w))
-    log_integrand = (
-        row[:, None]
-        + (2 * nu + 1) * np.log(sin * cos)
-        - (2 * nu + 2) * np.log(den)
-        - 2 * kappa[:, None] * half_one_m_t
-    )
-    integrand = ((1 - mean)[:, None] - 2 * half_one_m_t) * np.exp(log_integrand)
-    return (integrand @ weights) * np.where(upper, half, -half)
+    out = np.empty_like(w)
+    _dw_dkappa_kernel(w, eps, kappa, m, mean, nodes, weights, out)
+    return out
 
 
 def dw_dkappa_any(w, eps, kappa, m, mean, nodes, weights):
@@ -105,41 +192,79 @@ def dw_dkappa_any(w, eps, kappa, m, mean, nodes, weights):
     return dw_dkappa(w, eps, kappa, m, mean, nodes, weights)
 
 
+@_jit
+def _householder_row(loc, w, tangent, i, u, z0):
+    # u = e1 - s loc_i with s = -sign(loc_i1) (vmf._householder_vector) and z0 = (w, r t_i);
+    # fills u and z0, returns (s, r, u.u, u.z0 / u.u)
+    m = loc.shape[1]
+    r = math.sqrt(max((1 - w[i]) * (1 + w[i]), _TINY64))
+    s = -1.0 if loc[i, 0] > 0 else 1.0
+    uu = 0.0
+    uz = 0.0
+    for j in range(m):
+        u[j] = (1.0 if j == 0 else 0.0) - s * loc[i, j]
+        z0[j] = w[i] if j == 0 else r * tangent[i, j - 1]
+        uu += u[j] * u[j]
+        uz += u[j] * z0[j]
+    return s, r, uu, uz / uu
+
+
+@_jit
+def _sphere_forward(loc, w, tangent, z):
+    m = loc.shape[1]
+    u, z0 = np.empty(m), np.empty(m)
+    for i in range(loc.shape[0]):
+        s, _, _, proj = _householder_row(loc, w, tangent, i, u, z0)
+        for j in range(m):
+            z[i, j] = s * (z0[j] - 2 * proj * u[j])
+
+
+@_jit
+def _sphere_backward(loc, w, tangent, grad, grad_loc, grad_w):
+    # z = s f(u), f(u) = z0 - 2 u (u.z0) / (u.u): grad_loc = -J_f^T g; Q^T g gives d/dz0, and
+    # z0 = (w, r t) with dr/dw = -w / r (0 where r was clamped)
+    m = loc.shape[1]
+    u, z0 = np.empty(m), np.empty(m)
+    for i in range(loc.shape[0]):
+        s, r, uu, proj = _householder_row(loc, w, tangent, i, u, z0)
+        u_grad = 0.0
+        for j in range(m):
+            u_grad += u[j] * grad[i, j]
+        u_grad /= uu
+        tangential = 0.0
+        grad_w0 = 0.0
+        for j in range(m):
+            grad_loc[i, j] = 2 * (u_grad * z0[j] + proj * grad[i, j] - 2 * (proj * u_grad) * u[j])
+            grad_z0 = s * (grad[i, j] - 2 * u_grad * u[j])
+            if j == 0:
+                grad_w0 = grad_z0
+            else:
+                tangential += grad_z0 * tangent[i, j - 1]
+        dr_dw = 0.0 if r <= _TINY64 else -w[i] / r
+        grad_w[i] = grad_w0 + tangential * dr_dw
+
+
 class SphereMap:
-    """vmf._PlaceOnSphere on NumPy arrays: z = Q(loc) (w, sqrt(1 - w^2) t), and its backward.
+    """vmf._PlaceOnSphere on arrays: z = Q(loc) (w, sqrt(1 - w^2) t), and its backward, computed
+    in float64 and returned in loc's dtype.
 
     loc (N, m) and tangent (N, m - 1) in the model's dtype; kappa, w, eps and mean (A_m(kappa),
     needed by dw/dkappa for m != 3) float64 (N,); nodes and weights: the quadrature of dw_dkappa."""
 
     def __init__(self, loc, kappa, w, eps, tangent, mean, nodes, weights):
-        self.kappa, self.w, self.eps, self.tangent = kappa, w, eps, tangent
+        self.loc, self.tangent = np.ascontiguousarray(loc), np.ascontiguousarray(tangent)
+        self.kappa, self.w, self.eps = kappa, w, eps
         self.mean, self.nodes, self.weights = mean, nodes, weights
-        dtype = loc.dtype
-        self.radius = np.sqrt(np.maximum((1 - w) * (1 + w), _TINY64))
-        z0 = np.empty(loc.shape, dtype=dtype)
-        z0[:, 0] = w
-        np.multiply(self.radius.astype(dtype)[:, None], tangent, out=z0[:, 1:])
-        s = np.where(loc[:, :1] > 0, -1.0, 1.0).astype(dtype)
-        u = -s * loc
-        u[:, 0] += 1
-        uu = (u * u).sum(-1, keepdims=True)
-        proj = (u * z0).sum(-1, keepdims=True) / uu
-        self.z = s * (z0 - 2 * proj * u)
-        self.z0, self.s, self.u, self.uu, self.proj = z0, s, u, uu, proj
+        self.z = np.empty(loc.shape, dtype=loc.dtype)
+        _sphere_forward(self.loc, w, self.tangent, self.z)
 
     def backward(self, grad, need_loc, need_kappa):
         """(d/dloc, d/dkappa) of sum(grad * z); d/dkappa in float64."""
-        u, proj = self.u, self.proj
-        u_grad = (u * grad).sum(-1, keepdims=True) / self.uu
-        grad_loc = grad_kappa = None
-        if need_loc:
-            grad_loc = 2 * (u_grad * self.z0 + proj * grad - 2 * (proj * u_grad) * u)
+        grad_loc, grad_w = np.empty(self.loc.shape, dtype=self.loc.dtype), np.empty_like(self.w)
+        _sphere_backward(self.loc, self.w, self.tangent, np.ascontiguousarray(grad), grad_loc, grad_w)
+        grad_kappa = None
         if need_kappa:
-            w, radius, m = self.w, self.radius, self.z.shape[-1]
-            grad_z0 = self.s * (grad - 2 * u_grad * u)
-            tangential = (grad_z0[:, 1:] * self.tangent).sum(-1).astype(np.float64)
-            dr_dw = np.where(radius <= _TINY64, 0.0, -w / radius)
-            grad_w = grad_z0[:, 0].astype(np.float64) + tangential * dr_dw
-            dw = dw_dkappa_any(w, self.eps, self.kappa, m, self.mean, self.nodes, self.weights)
+            m = self.loc.shape[-1]
+            dw = dw_dkappa_any(self.w, self.eps, self.kappa, m, self.mean, self.nodes, self.weights)
             grad_kappa = grad_w * dw
-        return grad_loc, grad_kappa
+        return (grad_loc if need_loc else None), grad_kappa
