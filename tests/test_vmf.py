@@ -27,6 +27,7 @@ from vaepriors.distributions.vmf import (
     _sample_w_wood,
     _unit_tangent,
     _wood_b,
+    direction_and_concentration,
 )
 
 DIMS = [3, 5, 11, 41, 129]
@@ -413,3 +414,33 @@ def test_compiled_bessel_values_match_bessel_py(v):
     small = x < 1.0
     series = [series_log_iv(v, xi) for xi in x[small]]
     np.testing.assert_allclose(log_iv[small], series, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_compiled_head_matches_normalize_and_softplus(dtype, monkeypatch):
+    """direction_and_concentration on the CPU (one compiled Function) against F.normalize and
+    F.softplus + 1, values and gradients, including a zero direction (normalize's clamped norm)
+    and concentrations past softplus's threshold; gradcheck in float64."""
+    g = torch.Generator().manual_seed(0)
+    raw = torch.randn(3, 9, 6, generator=g, dtype=torch.float64) * 3
+    raw[0, 0, :-1] = 0
+    raw[0, 1, -1], raw[0, 2, -1] = 25.0, -30.0
+    upstream = torch.randn(3, 9, 5, generator=g, dtype=torch.float64).to(dtype)
+    weights = torch.randn(3, 9, generator=g, dtype=torch.float64).to(dtype)
+
+    def run(host):
+        monkeypatch.setattr(vmf, "HOST_PATH", host)
+        r = raw.to(dtype).requires_grad_()
+        loc, kappa = direction_and_concentration(r)
+        ((loc * upstream).sum() + (kappa * weights).sum()).backward()
+        return loc.detach(), kappa.detach(), r.grad
+
+    host, reference = run(True), run(False)
+    for ours, ref in zip(host, reference, strict=True):
+        assert ours.dtype == ref.dtype == dtype and ours.shape == ref.shape
+        torch.testing.assert_close(ours, ref, rtol=4 * torch.finfo(dtype).eps, atol=4 * torch.finfo(dtype).eps)
+    if dtype == torch.float64:
+        monkeypatch.setattr(vmf, "HOST_PATH", True)
+        assert torch.autograd.gradcheck(
+            lambda r: direction_and_concentration(r), (raw[1:].clone().requires_grad_(),)
+        )

@@ -268,3 +268,49 @@ class SphereMap:
             dw = dw_dkappa_any(self.w, self.eps, self.kappa, m, self.mean, self.nodes, self.weights)
             grad_kappa = grad_w * dw
         return (grad_loc if need_loc else None), grad_kappa
+
+
+@_jit
+def _head_forward(raw, loc, kappa, inv_norm, threshold):
+    # loc = raw[:, :m] / max(|raw[:, :m]|, 1e-12) (F.normalize); kappa = softplus(raw[:, m]) + 1
+    m = loc.shape[1]
+    for i in range(raw.shape[0]):
+        squares = 0.0
+        for j in range(m):
+            squares += float(raw[i, j]) * raw[i, j]
+        inv = 1 / max(math.sqrt(squares), 1e-12)
+        inv_norm[i] = inv if squares > 1e-24 else -inv  # the sign marks a clamped norm
+        for j in range(m):
+            loc[i, j] = raw[i, j] * inv
+        x = float(raw[i, m])
+        kappa[i] = (x if x > threshold else math.log1p(math.exp(x))) + 1
+
+
+@_jit
+def _head_backward(raw, loc, inv_norm, grad_loc, grad_kappa, grad_raw, threshold):
+    m = loc.shape[1]
+    for i in range(raw.shape[0]):
+        inv = abs(inv_norm[i])
+        along = 0.0
+        if inv_norm[i] > 0:  # where the norm was clamped, loc = raw / 1e-12 is linear in raw
+            for j in range(m):
+                along += float(grad_loc[i, j]) * loc[i, j]
+        for j in range(m):
+            grad_raw[i, j] = (grad_loc[i, j] - loc[i, j] * along) * inv
+        x = float(raw[i, m])
+        grad_raw[i, m] = grad_kappa[i] * (1.0 if x > threshold else 1 / (1 + math.exp(-x)))
+
+
+def head_forward(raw: np.ndarray, threshold: float):
+    """(loc, kappa, what head_backward needs) from raw head outputs (N, m + 1)."""
+    n, m = raw.shape[0], raw.shape[1] - 1
+    loc, kappa, inv_norm = np.empty((n, m), dtype=raw.dtype), np.empty(n, dtype=raw.dtype), np.empty(n)
+    _head_forward(raw, loc, kappa, inv_norm, threshold)
+    return loc, kappa, inv_norm
+
+
+def head_backward(raw, loc, inv_norm, grad_loc, grad_kappa, threshold):
+    grad_raw = np.empty_like(raw)
+    _head_backward(raw, loc, inv_norm, np.ascontiguousarray(grad_loc), np.ascontiguousarray(grad_kappa),
+                   grad_raw, threshold)
+    return grad_raw

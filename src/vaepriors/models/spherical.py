@@ -8,6 +8,7 @@ from torch import nn
 from torch.distributions import Distribution
 
 from ..distributions import HypersphericalUniform, VonMisesFisher
+from ..distributions.vmf import direction_and_concentration
 from .base import LatentVariableModel
 
 
@@ -45,10 +46,7 @@ class SVAE(LatentVariableModel):
 
 def vmf_posterior(out: torch.Tensor) -> VonMisesFisher:
     """q(z|x) from the head's output (..., code_dim + 1): direction, then concentration."""
-    loc = F.normalize(out[..., :-1], dim=-1)
-    # +1 keeps kappa away from 0, where the Bessel terms of the KL gradient are steepest
-    # (Davidson et al. 2018).
-    concentration = F.softplus(out[..., -1]) + 1.0
+    loc, concentration = direction_and_concentration(out)
     # No constraint validation of network outputs (as for the Gaussian posteriors): the trainer
     # stops on any non-finite loss term.
     return VonMisesFisher(loc, concentration, validate_args=False)
