@@ -334,6 +334,19 @@ def test_save_load_round_trip(family, clustered_arrays, tmp_path):
         assert torch.equal(loaded.cluster(x), a)
 
 
+def test_svae_kl_is_the_registered_kl_to_its_prior():
+    # SVAE.kl skips building the prior; it must be kl_divergence(q, prior) exactly, with gradients.
+    model = build_model("svae", input_dim=6, latent_dim=4, hidden=[5])
+    x = torch.bernoulli(torch.full((7, 6), 0.4), generator=torch.Generator().manual_seed(1))
+    grads = []
+    for kl in (lambda q: model.kl(q, None), lambda q: torch.distributions.kl_divergence(q, model.prior())):
+        model.zero_grad()
+        value = kl(model.posterior(x))
+        value.sum().backward()
+        grads.append((value.detach(), model.head.weight.grad.clone()))
+    assert torch.equal(grads[0][0], grads[1][0]) and torch.equal(grads[0][1], grads[1][1])
+
+
 def test_svae_loads_checkpoints_with_the_two_former_heads():
     # Before the heads were merged the S-VAE had loc_head (code_dim rows) and concentration_head
     # (one row); such a state dict loads into the one head and gives the same posterior.

@@ -575,4 +575,10 @@ def _kl_vmf_uniform(p, q):
     """KL = kappa A_m(kappa) + log C_m(kappa) + log |S^(m-1)| = log |S^(m-1)| - H(p)."""
     if p.event_shape != q.event_shape:
         raise ValueError("vMF and uniform live on spheres of different dimension")
-    return _log_sphere_area(q.dim) - p.entropy()
+    return uniform_kl(p)
+
+
+def uniform_kl(p):
+    """KL(p || uniform on p's sphere), what kl_divergence(p, HypersphericalUniform(m)) gives,
+    without building the uniform distribution (the S-VAE's KL, every training step)."""
+    return _log_sphere_area(p._m) - p.entropy()

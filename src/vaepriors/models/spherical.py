@@ -8,7 +8,7 @@ from torch import nn
 from torch.distributions import Distribution
 
 from ..distributions import HypersphericalUniform, VonMisesFisher
-from ..distributions.vmf import direction_and_concentration
+from ..distributions.vmf import direction_and_concentration, uniform_kl
 from .base import LatentVariableModel
 
 
@@ -28,6 +28,10 @@ class SVAE(LatentVariableModel):
     def prior(self) -> Distribution:
         p = self.decoder[-1].bias
         return HypersphericalUniform(self.code_dim, device=p.device, dtype=p.dtype)
+
+    def kl(self, q: Distribution, z: torch.Tensor) -> torch.Tensor:
+        # the registered KL to the uniform prior, without building the prior every step
+        return uniform_kl(q)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         # The mean direction, not the shrunken mean A(kappa) mu: clustering and k-NN compare directions.
