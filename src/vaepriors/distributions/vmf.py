@@ -32,7 +32,6 @@ from torch.autograd.function import once_differentiable
 from torch.distributions import Distribution, constraints
 from torch.distributions.kl import register_kl
 
-from . import vmf_host
 from .bessel import _log_iv_and_ratio_values, bessel_ratio, log_iv_and_ratio
 
 __all__ = ["HypersphericalUniform", "VonMisesFisher"]
@@ -69,6 +68,13 @@ HOST_PATH = True
 
 def _on_host(tensor):
     return HOST_PATH and tensor.device.type == "cpu"
+
+
+def _host():
+    # imported on first use: numba adds ~55 MB and ~0.5 s to a process, which only vMF work needs
+    from . import vmf_host
+
+    return vmf_host
 
 
 @cache
@@ -227,7 +233,7 @@ def _draw_w(kappa, m):
     exact inverse CDF F(w) = (e^{kw} - e^{-k}) / (e^k - e^{-k}), r = 1 - F in [0, 1)."""
     if _on_host(kappa):
         concentration = _beta_concentration(m, torch.float64, kappa.device) if m != 3 else None
-        w, eps = vmf_host.draw_w(
+        w, eps = _host().draw_w(
             kappa.numpy(), m, _MAX_PROPOSALS, _ROUND_ELEMENTS, concentration
         )
         return torch.from_numpy(w), torch.from_numpy(eps)
@@ -265,7 +271,7 @@ class _PlaceOnSphere(torch.autograd.Function):
             if mean is None and m != 3:
                 mean = bessel_ratio(0.5 * m, torch.from_numpy(k))
             nodes = _gauss_legendre_host(_quadrature_nodes(m, kappa.dtype)) if m != 3 else (None, None)
-            ctx.host = vmf_host.SphereMap(
+            ctx.host = _host().SphereMap(
                 loc.detach().numpy(), k, w.numpy(), eps.numpy(), tangent.numpy(),
                 None if mean is None else mean.numpy(), *nodes,
             )
@@ -423,7 +429,7 @@ class _Head(torch.autograd.Function):
     @staticmethod
     def forward(ctx, raw):
         raw_np = raw.detach().contiguous().numpy()
-        loc, kappa, inv_norm = vmf_host.head_forward(raw_np, _SOFTPLUS_THRESHOLD)
+        loc, kappa, inv_norm = _host().head_forward(raw_np, _SOFTPLUS_THRESHOLD)
         ctx.host = raw_np, loc, inv_norm
         return torch.from_numpy(loc), torch.from_numpy(kappa)
 
@@ -431,7 +437,7 @@ class _Head(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_loc, grad_kappa):
         raw_np, loc, inv_norm = ctx.host
-        grad = vmf_host.head_backward(
+        grad = _host().head_backward(
             raw_np, loc, inv_norm, grad_loc.numpy(), grad_kappa.numpy(), _SOFTPLUS_THRESHOLD
         )
         return torch.from_numpy(grad)
@@ -497,7 +503,7 @@ class VonMisesFisher(Distribution):
         with torch.no_grad():
             v, k = 0.5 * self._m - 1, kappa.detach().to(torch.float64)
             if _on_host(k):
-                values = tuple(torch.from_numpy(t) for t in vmf_host.bessel_values(v, k.numpy()))
+                values = tuple(torch.from_numpy(t) for t in _host().bessel_values(v, k.numpy()))
             else:
                 values = _log_iv_and_ratio_values(v, k)
         self._bessel_cache = (kappa, kappa._version, values)
