@@ -386,14 +386,17 @@ class _Entropy(torch.autograd.Function):
         return (-k * ratio - _log_normalizer_value(k, log_iv, m)).to(kappa.dtype)
 
     @staticmethod
+    def _slope(k, a, m):
+        # dH/dkappa = -kappa A' = (m-1) A - kappa (1 - A^2); operators only, so arrays or tensors
+        return (m - 1) * a - k * (1 - a * a)
+
+    @staticmethod
     @once_differentiable
     def backward(ctx, grad):
         if ctx.host is not None:
-            k, a = ctx.host
-            slope = (ctx.m - 1) * a - k * (1 - a * a)
+            slope = _Entropy._slope(*ctx.host, ctx.m)
             return torch.from_numpy(np.asarray(grad.numpy() * slope)).to(grad.dtype), None, None, None
-        k, a = ctx.saved_tensors
-        slope = (ctx.m - 1) * a - k * (1 - a * a)
+        slope = _Entropy._slope(*ctx.saved_tensors, ctx.m)
         return (grad * slope).to(grad.dtype), None, None, None
 
 

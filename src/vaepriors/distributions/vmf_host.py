@@ -98,15 +98,22 @@ def bessel_values(v: float, kappa: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 @_jit
-def _wood_round(b, kappa, e, uniform, m, w, eps, got):
-    # one round of vmf._sample_w_wood for rows (b, kappa): the first accepted proposal of each row
+def _wood_b(kappa, m):
+    # vmf._wood_b: (m - 1) / (2k + sqrt(4k^2 + (m-1)^2)), without the cancellation at large kappa
+    return (m - 1) / (2 * kappa + math.hypot(2 * kappa, m - 1))
+
+
+@_jit
+def _wood_round(kappa, e, uniform, m, w, eps, got):
+    # one round of vmf._sample_w_wood: the first accepted proposal of each row
     for i in range(e.shape[0]):
-        one_m_x0 = 2 * b[i] / (1 + b[i])
+        b = _wood_b(kappa[i], m)
+        one_m_x0 = 2 * b / (1 + b)
         x0 = 1 - one_m_x0
         log_norm = math.log(one_m_x0 * (1 + x0))
         got[i] = False
         for j in range(e.shape[1]):
-            one_m_w = 2 * b[i] * e[i, j] / (1 - (1 - b[i]) * e[i, j])
+            one_m_w = 2 * b * e[i, j] / (1 - (1 - b) * e[i, j])
             log_ratio = kappa[i] * (one_m_x0 - one_m_w) + (m - 1) * (
                 math.log(one_m_x0 + x0 * one_m_w) - log_norm
             )
@@ -117,18 +124,12 @@ def _wood_round(b, kappa, e, uniform, m, w, eps, got):
                 break
 
 
-def wood_b(kappa, m):
-    """vmf._wood_b: (m - 1) / (2k + sqrt(4k^2 + (m-1)^2))."""
-    return (m - 1) / (2 * kappa + np.hypot(2 * kappa, m - 1))
-
-
 def draw_w(kappa: np.ndarray, m: int, max_proposals: int, round_elements: int, concentration):
     """vmf._draw_w for float64 kappa (N,): (w, eps), drawn with torch's CPU generator by the
     same calls as vmf._sample_w_wood (m != 3) or the inverse CDF (m = 3)."""
     if m == 3:
         r = torch.rand(kappa.shape, dtype=torch.float64).numpy()
         return 1 + np.log1p(r * np.expm1(-2 * kappa)) / kappa, r
-    b = wood_b(kappa, m)
     w, eps = np.empty_like(kappa), np.empty_like(kappa)
     pending = np.arange(kappa.size)
     while pending.size:
@@ -136,15 +137,12 @@ def draw_w(kappa: np.ndarray, m: int, max_proposals: int, round_elements: int, c
         proposals = max(1, min(max_proposals, round_elements // n))
         e = np.ascontiguousarray(torch._sample_dirichlet(concentration.expand(n, proposals, 2)).numpy()[..., 0])
         uniform = torch.rand((n, proposals), dtype=torch.float64).numpy()
-        rows = n == kappa.size
-        w_round, eps_round, got = (w, eps, np.empty(n, dtype=np.bool_)) if rows else (
-            np.empty(n), np.empty(n), np.empty(n, dtype=np.bool_)
-        )
-        _wood_round(b if rows else b[pending], kappa if rows else kappa[pending], e, uniform, m,
-                    w_round, eps_round, got)
-        if not rows:
-            w[pending[got]] = w_round[got]
-            eps[pending[got]] = eps_round[got]
+        w_round, eps_round, got = np.empty(n), np.empty(n), np.empty(n, dtype=np.bool_)
+        _wood_round(kappa[pending], e, uniform, m, w_round, eps_round, got)
+        if n == kappa.size and got.all():  # the usual outcome at training batch sizes
+            return w_round, eps_round
+        w[pending[got]] = w_round[got]
+        eps[pending[got]] = eps_round[got]
         pending = pending[~got]
     return w, eps
 
@@ -155,7 +153,7 @@ def _dw_dkappa_kernel(w, eps, kappa, m, mean, nodes, weights, out):
     nu = 0.5 * (m - 3)
     for i in range(w.shape[0]):
         k = kappa[i]
-        b = (m - 1) / (2 * k + math.hypot(2 * k, m - 1))
+        b = _wood_b(k, m)
         theta_w = math.atan2(math.sqrt(eps[i]), math.sqrt(1 - eps[i]))
         upper = w[i] >= mean[i]
         lo = 0.0 if upper else theta_w
