@@ -349,8 +349,20 @@ def _place_on_sphere(loc, kappa, w, eps, tangent, mean=None):
     """The differentiable part of a vMF draw: loc (..., m) and kappa (...) with the draws of
     _draw_w and _unit_tangent for them, flattened to (N,) and (N, m - 1); mean as in _dw_dkappa."""
     m = loc.shape[-1]
-    z = _PlaceOnSphere.apply(loc.reshape(-1, m), kappa.reshape(-1), w, eps, tangent, m, mean)
-    return z.reshape(loc.shape)
+    z = _PlaceOnSphere.apply(_flat(loc, (-1, m)), _flat(kappa, (-1,)), w, eps, tangent, m, mean)
+    return _flat(z, loc.shape)
+
+
+def _flat(t, shape):
+    # reshape, but t itself when it already has that shape: each reshape or expand in the graph is
+    # one more backward node, which costs microseconds per training step
+    if len(shape) == t.dim() and all(s in (-1, n) for s, n in zip(shape, t.shape)):
+        return t
+    return t.reshape(shape)
+
+
+def _expand(t, shape):
+    return t if t.shape == shape else t.expand(shape)
 
 
 def _place_on_sphere_no_grad(loc, w, tangent, sample_shape):
@@ -365,6 +377,9 @@ def _place_on_sphere_no_grad(loc, w, tangent, sample_shape):
 def _unit_tangent(n, m, dtype, device):
     """n uniform unit vectors in R^(m-1): the tangent directions of vMF draws."""
     tangent = torch.randn((n, m - 1), dtype=dtype, device=device)
+    if _on_host(tangent):  # one compiled call in place of a norm and a division
+        _host().normalize_rows_(tangent.numpy())
+        return tangent
     return tangent / torch.linalg.vector_norm(tangent, dim=-1, keepdim=True)
 
 
@@ -375,28 +390,23 @@ class _Entropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx, kappa, log_iv, ratio, m):
         ctx.m = m
-        if _on_host(kappa):  # the same formulas on NumPy arrays (a few operations; see vmf_host)
-            k, a = kappa.detach().numpy().astype(np.float64), ratio.numpy()
-            ctx.host = k, a
-            value = -k * a - _log_normalizer_value(k, log_iv.numpy(), m, np.log)
-            return torch.from_numpy(np.asarray(value)).to(kappa.dtype)
+        if _on_host(kappa):  # the same formulas compiled (vmf_host): value and slope in one call
+            value, ctx.host = _host().entropy_and_slope(
+                kappa.detach().numpy(), log_iv.numpy(), ratio.numpy(), m
+            )
+            return torch.from_numpy(value)
         k = kappa.detach().to(torch.float64)
         ctx.host = None
         ctx.save_for_backward(k, ratio)
         return (-k * ratio - _log_normalizer_value(k, log_iv, m)).to(kappa.dtype)
 
     @staticmethod
-    def _slope(k, a, m):
-        # dH/dkappa = -kappa A' = (m-1) A - kappa (1 - A^2); operators only, so arrays or tensors
-        return (m - 1) * a - k * (1 - a * a)
-
-    @staticmethod
     @once_differentiable
     def backward(ctx, grad):
         if ctx.host is not None:
-            slope = _Entropy._slope(*ctx.host, ctx.m)
-            return torch.from_numpy(np.asarray(grad.numpy() * slope)).to(grad.dtype), None, None, None
-        slope = _Entropy._slope(*ctx.saved_tensors, ctx.m)
+            return torch.from_numpy(_host().scaled(grad.numpy(), ctx.host)), None, None, None
+        k, a = ctx.saved_tensors
+        slope = (ctx.m - 1) * a - k * (1 - a * a)  # dH/dkappa = -kappa A'
         return (grad * slope).to(grad.dtype), None, None, None
 
 
@@ -451,8 +461,8 @@ def direction_and_concentration(raw):
     outputs raw (..., m + 1): the S-VAE's posterior head (Davidson et al. 2018; the +1 keeps kappa
     away from 0, where the Bessel terms of the KL gradient are steepest)."""
     if _on_host(raw):
-        loc, kappa = _Head.apply(raw.reshape(-1, raw.shape[-1]))
-        return loc.view(raw.shape[:-1] + loc.shape[-1:]), kappa.view(raw.shape[:-1])
+        loc, kappa = _Head.apply(_flat(raw, (-1, raw.shape[-1])))
+        return _flat(loc, raw.shape[:-1] + loc.shape[-1:]), _flat(kappa, raw.shape[:-1])
     loc = torch.nn.functional.normalize(raw[..., :-1], dim=-1)
     return loc, torch.nn.functional.softplus(raw[..., -1], threshold=_SOFTPLUS_THRESHOLD) + 1.0
 
@@ -537,14 +547,14 @@ class VonMisesFisher(Distribution):
 
     def rsample(self, sample_shape=()):
         shape = self._extended_shape(sample_shape)
-        kappa = self.concentration.expand(shape[:-1])
+        kappa = _expand(self.concentration, shape[:-1])
         with torch.no_grad():
             w, eps = _draw_w(kappa.detach().reshape(-1).to(torch.float64), self._m)
             tangent = _unit_tangent(w.numel(), self._m, self.loc.dtype, self.loc.device)
         if not (torch.is_grad_enabled() and (self.loc.requires_grad or kappa.requires_grad)):
             return _place_on_sphere_no_grad(self.loc, w, tangent, torch.Size(sample_shape))
-        mean = self._bessel_values()[1].expand(shape[:-1]).reshape(-1)
-        return _place_on_sphere(self.loc.expand(shape), kappa, w, eps, tangent, mean)
+        mean = _flat(_expand(self._bessel_values()[1], shape[:-1]), (-1,))
+        return _place_on_sphere(_expand(self.loc, shape), kappa, w, eps, tangent, mean)
 
 
 class HypersphericalUniform(Distribution):
