@@ -455,3 +455,17 @@ def test_compiled_head_matches_normalize_and_softplus(dtype, monkeypatch):
         assert torch.autograd.gradcheck(
             lambda r: direction_and_concentration(r), (raw[1:].clone().requires_grad_(),)
         )
+
+
+@pytest.mark.parametrize("m", [2, 4, 10, 513])
+def test_beta_proposals_from_gammas_are_torchs_beta_draws(m):
+    """Wood's Beta((m-1)/2, (m-1)/2) proposals come from gamma pairs: the same numbers as
+    torch.distributions.Beta draws under the same seed, and the generator left in the same state."""
+    alpha = torch.tensor(0.5 * (m - 1), dtype=torch.float64)
+    torch.manual_seed(m)
+    expected = torch.distributions.Beta(alpha, alpha).sample((300, 3))
+    after_beta = torch.rand(4)
+    torch.manual_seed(m)
+    ours = vmf._beta_from_gammas(torch._standard_gamma(alpha.expand(300, 3, 2)))
+    assert torch.equal(ours, expected)
+    assert torch.equal(torch.rand(4), after_beta)

@@ -104,22 +104,25 @@ def _wood_b(kappa, m):
 
 
 @_jit
-def _wood_round(kappa, e, uniform, m, w, eps, got):
-    # one round of vmf._sample_w_wood: the first accepted proposal of each row
-    for i in range(e.shape[0]):
+def _wood_round(kappa, gammas, uniform, m, w, eps, got):
+    # one round of vmf._sample_w_wood: the first accepted proposal of each row, the Beta
+    # proposals formed from gamma pairs as vmf._beta_from_gammas forms them
+    top = 1 - np.finfo(np.float64).eps / 2
+    for i in range(gammas.shape[0]):
         b = _wood_b(kappa[i], m)
         one_m_x0 = 2 * b / (1 + b)
         x0 = 1 - one_m_x0
         log_norm = math.log(one_m_x0 * (1 + x0))
         got[i] = False
-        for j in range(e.shape[1]):
-            one_m_w = 2 * b * e[i, j] / (1 - (1 - b) * e[i, j])
+        for j in range(gammas.shape[1]):
+            e = min(max(gammas[i, j, 0] / (gammas[i, j, 0] + gammas[i, j, 1]), _TINY64), top)
+            one_m_w = 2 * b * e / (1 - (1 - b) * e)
             log_ratio = kappa[i] * (one_m_x0 - one_m_w) + (m - 1) * (
                 math.log(one_m_x0 + x0 * one_m_w) - log_norm
             )
             if math.log(uniform[i, j]) <= log_ratio:
                 w[i] = 1 - one_m_w
-                eps[i] = e[i, j]
+                eps[i] = e
                 got[i] = True
                 break
 
@@ -135,10 +138,10 @@ def draw_w(kappa: np.ndarray, m: int, max_proposals: int, round_elements: int, c
     while pending.size:
         n = pending.size
         proposals = max(1, min(max_proposals, round_elements // n))
-        e = np.ascontiguousarray(torch._sample_dirichlet(concentration.expand(n, proposals, 2)).numpy()[..., 0])
+        gammas = torch._standard_gamma(concentration.expand(n, proposals, 2)).numpy()
         uniform = torch.rand((n, proposals), dtype=torch.float64).numpy()
         w_round, eps_round, got = np.empty(n), np.empty(n), np.empty(n, dtype=np.bool_)
-        _wood_round(kappa[pending], e, uniform, m, w_round, eps_round, got)
+        _wood_round(kappa if n == kappa.size else kappa[pending], gammas, uniform, m, w_round, eps_round, got)
         if n == kappa.size and got.all():  # the usual outcome at training batch sizes
             return w_round, eps_round
         w[pending[got]] = w_round[got]
