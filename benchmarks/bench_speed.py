@@ -507,7 +507,10 @@ def verdicts(r: dict, mem: dict) -> dict:
         k2 = evals.get(f"eval_nvae_K2000_chunk{CHUNK}")
         k8 = evals.get(f"eval_nvae_K8000_chunk{CHUNK}")
         if k2 and k8:
-            check("eval RSS at K=8000 within 5% of K=2000 (same chunk)", k8 <= 1.05 * k2)
+            # 4x the samples may not add a chunk's worth: memory that grew with K would (all
+            # logits at K = 8000 are 2.5 GB); the allocator alone moves peaks by ~+-20 MB
+            chunk_mb = mem[f"eval_nvae_K8000_chunk{CHUNK}"]["chunk_mb_float32"]
+            check(f"eval RSS K=2000 -> 8000 grows < one chunk ({chunk_mb:.0f} MB)", k8 - k2 < chunk_mb)
     return v
 
 
