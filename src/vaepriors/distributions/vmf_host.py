@@ -4,8 +4,10 @@ At training batch sizes (tens of rows) a vMF draw is a few hundred operations on
 numbers each, so in torch its cost is the per-operation overhead (~2 us per op inside a training
 step), not arithmetic. Here the same float64 math as vmf.py's torch functions runs as one
 compiled loop per piece: the Bessel values log I_v and I_{v+1}/I_v (bessel.py's algorithm),
-the acceptance step of Wood's sampler, the implicit gradient dw/dkappa and the Householder map
-with its hand-written backward. The random draws still come from torch's generator, in the same
+the acceptance step of Wood's sampler, the implicit gradient dw/dkappa, the Householder map
+with its hand-written backward, the entropy with its slope, and the head transform. Inside a
+training step each call costs several times what it costs alone (the step's weights evict the
+caches between calls), so the pieces are few calls each. The random draws still come from torch's generator, in the same
 calls and order as the torch functions make them, so a seed gives the same draws on either path;
 tests/test_vmf.py checks that both paths agree to a few ulps. The torch functions stay the
 reference and run on other devices.
