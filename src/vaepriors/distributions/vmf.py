@@ -433,9 +433,9 @@ class _LogNormalizer(torch.autograd.Function):
         return -(grad * a).to(grad.dtype), None, None, None
 
 
-def _log_normalizer_value(kappa, log_iv, m, log=torch.log):
+def _log_normalizer_value(kappa, log_iv, m):
     """log C_m(kappa) = (m/2 - 1) log kappa - (m/2) log 2 pi - log I_{m/2-1}(kappa)."""
-    return (0.5 * m - 1) * log(kappa) - 0.5 * m * math.log(2 * math.pi) - log_iv
+    return (0.5 * m - 1) * torch.log(kappa) - 0.5 * m * math.log(2 * math.pi) - log_iv
 
 
 # torch's softplus returns x itself above this (its default threshold); the compiled head does too
