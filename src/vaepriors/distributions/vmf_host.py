@@ -7,10 +7,10 @@ compiled loop per piece: the Bessel values log I_v and I_{v+1}/I_v (bessel.py's 
 the acceptance step of Wood's sampler, the implicit gradient dw/dkappa, the Householder map
 with its hand-written backward, the entropy with its slope, and the head transform. Inside a
 training step each call costs several times what it costs alone (the step's weights evict the
-caches between calls), so the pieces are few calls each. The random draws still come from torch's generator, in the same
-calls and order as the torch functions make them, so a seed gives the same draws on either path;
-tests/test_vmf.py checks that both paths agree to a few ulps. The torch functions stay the
-reference and run on other devices.
+caches between calls), so the pieces are few calls each. The random draws still come from
+torch's generator, in the same calls and order as the torch functions make them, so a seed gives
+the same draws on either path; tests/test_vmf.py checks that both paths agree to a few ulps. The
+torch functions stay the reference and run on other devices.
 
 numba compiles each kernel on first use (~2 s in all) and caches it beside this file.
 """
@@ -179,6 +179,8 @@ _LN2_LO = 1.90821492927058770002e-10
 _SIN_TAYLOR = tuple((-1) ** k / math.factorial(2 * k + 1) for k in range(1, 9))  # x^3 ... x^17
 _ATANH_SERIES = tuple(1 / (2 * k + 1) for k in range(1, 12))  # s^3 ... s^23
 _EXP_TAYLOR = tuple(1 / math.factorial(k) for k in range(14))  # r^0 ... r^13
+# error_model="numpy": no zero-division checks, which would keep divisions out of vector code
+_jit_vectorised = numba.njit(cache=True, nogil=True, error_model="numpy")
 _vec = numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
 
 
@@ -223,7 +225,7 @@ def _exp_or_zero(x):
     return 0.0 if x < -708.0 else value
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+@_jit_vectorised
 def _dw_dkappa_kernel(w, eps, kappa, m, mean, nodes, weights, out):
     # vmf._dw_dkappa row by row: the integral over the side of w away from the mean A, in theta
     nu = 0.5 * (m - 3)
