@@ -286,12 +286,13 @@ def decoder_flops_per_code(code_dim: int) -> int:
     return sum(2 * a * b for a, b in itertools.pairwise(sizes))
 
 
-def roofline_run(rows: int, code_dim: int, calls: int):
+def roofline_run(rows: int, code_dim: int, calls: int, dtype=torch.float32):
     """torch.mm on the decoder's layer shapes, `rows` codes per call (the evaluation's chunk), into
     preallocated outputs: what this machine's GEMM does on exactly the decoder's work. Returns a
-    callable doing `calls` decoder-shaped passes, and its FLOPs."""
+    callable doing `calls` decoder-shaped passes, and its FLOPs. In bfloat16 torch runs oneDNN's
+    AMX kernels where the CPU has them: the ceiling for our AMX kernel's bf16 products."""
     sizes = [code_dim, *reversed(HIDDEN), D]
-    mats = [(torch.randn(rows, a), torch.randn(a, b), torch.empty(rows, b))
+    mats = [(torch.randn(rows, a).to(dtype), torch.randn(a, b).to(dtype), torch.empty(rows, b, dtype=dtype))
             for a, b in itertools.pairwise(sizes)]
 
     def run():
@@ -301,10 +302,10 @@ def roofline_run(rows: int, code_dim: int, calls: int):
     return run, calls * rows * decoder_flops_per_code(code_dim)
 
 
-def ours_eval(model, xt, k, chunk):
+def ours_eval(model, xt, k, chunk, kernel="auto"):
     from vaepriors.evaluation.loglik import importance_log_likelihood
     gen = torch.Generator().manual_seed(0)
-    return lambda: importance_log_likelihood(model, xt, k, chunk, generator=gen)
+    return lambda: importance_log_likelihood(model, xt, k, chunk, generator=gen, kernel=kernel)
 
 
 def pythae_eval(model, xt, k):
@@ -316,15 +317,23 @@ def pythae_eval(model, xt, k):
 
 def bench_eval(xt: torch.Tensor, n_pythae: int, k: int, repeats: int, models: list[str],
                use_pythae: bool) -> dict:
-    from vaepriors.evaluation.loglik import chunk_plan
+    """Pairs/s of our evaluation (its default decoder kernel, and torch's float32 decoder when the
+    default is the AMX kernel), pythae's get_nll, and the float32 / bfloat16 GEMM rooflines."""
+    from vaepriors.evaluation import amx
+    from vaepriors.evaluation.loglik import chunk_plan, decoder_kernel_name
     out = {}
     for name in models:
         model = ours_model(name).eval()
         points, samples = chunk_plan(len(xt), k, D, CHUNK)
         rows = points * samples
-        # the roofline is timed in the same alternation (this machine's load varies)
-        roof, roof_flops = roofline_run(rows, model.code_dim, max(1, len(xt) * k // rows))
+        kernel = decoder_kernel_name(model, xt)
+        # the rooflines are timed in the same alternation (this machine's load varies)
+        calls = max(1, len(xt) * k // rows)
+        roof, roof_flops = roofline_run(rows, model.code_dim, calls)
         runs = {"ours": (ours_eval(model, xt, k, CHUNK), len(xt) * k), "roofline": (roof, None)}
+        if kernel == amx.NAME:
+            runs["ours_torch"] = (ours_eval(model, xt, k, CHUNK, kernel="torch"), len(xt) * k)
+            runs["roofline_bf16"] = (roofline_run(rows, model.code_dim, calls, torch.bfloat16)[0], None)
         if use_pythae:
             pmodel = pythae_model(name, ours=model).eval()  # shares our modules: same weights
             runs["pythae"] = (pythae_eval(pmodel, xt[:n_pythae], k), n_pythae * k)
@@ -338,13 +347,24 @@ def bench_eval(xt: torch.Tensor, n_pythae: int, k: int, repeats: int, models: li
         res = {f"{kk}_pairs_per_s": runs[kk][1] / median(v) for kk, v in times.items()
                if runs[kk][1]}
         per_pair = decoder_flops_per_code(model.code_dim)
-        fractions = [len(xt) * k * per_pair / t_ours / (roof_flops / t_roof)
-                     for t_ours, t_roof in zip(times["ours"], times["roofline"])]
-        res.update({"K": k, "ours_points": len(xt), "pythae_points": n_pythae if use_pythae else None,
+
+        def fraction(contender, roofline, work=1.0):
+            # decoder FLOPs (whole evaluation time charged to them) over the roofline's FLOP/s
+            return median([work * len(xt) * k * per_pair / t_ours / (roof_flops / t_roof)
+                           for t_ours, t_roof in zip(times[contender], times[roofline])])
+        res.update({"K": k, "kernel": kernel, "ours_points": len(xt),
+                    "pythae_points": n_pythae if use_pythae else None,
                     "chunk_elements": CHUNK, "chunk_rows": rows, "times_s": times,
                     "decoder_gflops": res["ours_pairs_per_s"] * per_pair / 1e9,
                     "roofline_gflops": roof_flops / median(times["roofline"]) / 1e9,
-                    "roofline_fraction": median(fractions)})
+                    "roofline_fraction": fraction("ours", "roofline")})
+        if "ours_torch" in times:
+            res.update({
+                "torch_kernel_roofline_fraction": fraction("ours_torch", "roofline"),
+                "roofline_bf16_gflops": roof_flops / median(times["roofline_bf16"]) / 1e9,
+                # bf16x3 runs three bfloat16 products per float32 one
+                "amx_bf16_fraction": fraction("ours", "roofline_bf16", work=3.0),
+            })
         out[name] = res
         log.info("eval %s: %s", name, {kk: round(v) for kk, v in res.items() if kk.endswith("per_s")})
     return out
@@ -467,8 +487,14 @@ def ratios(res: dict) -> dict:
         e = ev.get(name, {})
         if "pythae_pairs_per_s" in e:
             r[f"eval_{name}_vs_pythae"] = e["ours_pairs_per_s"] / e["pythae_pairs_per_s"]
+            if "ours_torch_pairs_per_s" in e:
+                r[f"eval_{name}_torch_kernel_vs_pythae"] = e["ours_torch_pairs_per_s"] / e["pythae_pairs_per_s"]
         if e:
             r[f"eval_{name}_roofline_fraction"] = e["roofline_fraction"]
+        if "ours_torch_pairs_per_s" in e:
+            r[f"eval_{name}_amx_vs_torch_kernel"] = e["ours_pairs_per_s"] / e["ours_torch_pairs_per_s"]
+            r[f"eval_{name}_torch_kernel_roofline_fraction"] = e["torch_kernel_roofline_fraction"]
+            r[f"eval_{name}_amx_bf16_fraction"] = e["amx_bf16_fraction"]
     if "nvae" in tr and "svae" in tr:
         r["svae_step_over_nvae_step"] = tr["nvae"]["ours_samples_per_s"] / tr["svae"]["ours_samples_per_s"]
         if "pythae_samples_per_s" in tr["nvae"]:
@@ -532,6 +558,8 @@ def print_table(res: dict) -> None:
     ev = res.get("eval", {})
     if ev:
         print("\nlog-likelihood evaluation, (point, sample) pairs/s and decoder GEMM roofline")
+        print("  (frac: decoder FLOP/s over torch's float32 GEMM on the same shapes; the whole")
+        print("   evaluation's time is charged to the decoder)")
         print(f"  {'model':6} {'K':>5} {'ours':>10} {'pythae':>10} {'ratio':>7} {'dec GF/s':>9} "
               f"{'roof GF/s':>9} {'frac':>6}")
         for name, e in ev.items():
@@ -541,7 +569,15 @@ def print_table(res: dict) -> None:
             rat = f"{e['ours_pairs_per_s'] / p:.1f}x" if p else "-"
             rf = f"{roof:9.1f} {e['roofline_fraction']:6.0%}"
             print(f"  {name:6} {e['K']:5d} {e['ours_pairs_per_s']:10.0f} {pyt} {rat:>7} "
-                  f"{e['decoder_gflops']:9.1f} {rf}")
+                  f"{e['decoder_gflops']:9.1f} {rf}   [{e['kernel']}]")
+            if "ours_torch_pairs_per_s" in e:
+                t = e["ours_torch_pairs_per_s"]
+                rat = f"{t / p:.1f}x" if p else "-"
+                print(f"  {'':6} {'':5} {t:10.0f} {'':10} {rat:>7} {'':9} {'':9} "
+                      f"{e['torch_kernel_roofline_fraction']:6.0%}   [torch-float32]")
+                print(f"  {'':6} AMX kernel: {e['ours_pairs_per_s'] / t:.2f}x torch's float32 decoder; its bf16 "
+                      f"products run at {e['amx_bf16_fraction']:.0%} of torch's bf16 GEMM "
+                      f"({e['roofline_bf16_gflops']:.0f} GFLOP/s)")
     mem = res.get("memory", {})
     if mem:
         print("\npeak resident memory (MB), one subprocess each")

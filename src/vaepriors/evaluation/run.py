@@ -17,6 +17,7 @@ from .knn import knn_accuracy
 from .loglik import (
     active_units,
     choose_ae_proposal_scale,
+    decoder_kernel_name,
     elbo_terms,
     importance_log_likelihood,
     posterior_means,
@@ -60,18 +61,22 @@ def evaluate_run(model_path: str | Path, data_path: str | Path, seed: int, cfg: 
     if model.name == "ae":
         scale, scores = choose_ae_proposal_scale(
             model, x_val[:AE_SCALE_POINTS], cfg["ae_scale_grid"], min(K, AE_SCALE_SAMPLES),
-            cfg["chunk_elements"], generator=torch.Generator().manual_seed(seed))
+            cfg["chunk_elements"], generator=torch.Generator().manual_seed(seed),
+            kernel=cfg.get("decoder_kernel", "auto"))
         metrics["ae_proposal"] = {"scale": scale, "validation_loglik": {str(k): v for k, v in scores.items()},
                                   "note": AE_BOUND_NOTE}
         log.info("AE proposal scale %.3g (validation scores %s)", scale, scores)
 
+    kernel = cfg.get("decoder_kernel", "auto")
     loglik = importance_log_likelihood(model, x_test, K, cfg["chunk_elements"],
-                                       generator=torch.Generator().manual_seed(seed), progress=progress)
+                                       generator=torch.Generator().manual_seed(seed), progress=progress,
+                                       kernel=kernel)
     metrics["loglik"] = {
         "mean": float(loglik.mean()),
         "sd": float(loglik.std()),
         "sem": float(loglik.std() / np.sqrt(len(loglik))),
         "importance_samples": K,
+        "decoder_kernel": decoder_kernel_name(model, x_test, kernel),
         "n_test": len(loglik),
         "split": "test",
         "binarize_seed": int(arrays["binarize_seed"]),
