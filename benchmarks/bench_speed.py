@@ -315,6 +315,12 @@ def pythae_eval(model, xt, k):
     return run
 
 
+def roofline_fraction(t_contender: list, t_roofline: list, flops: float, roof_flops: float) -> float:
+    """Median over paired repeats of the contender's decoder FLOP/s (the whole evaluation's time
+    charged to the decoder) over the roofline's FLOP/s."""
+    return median([flops / t_ours / (roof_flops / t_roof) for t_ours, t_roof in zip(t_contender, t_roofline)])
+
+
 def bench_eval(xt: torch.Tensor, n_pythae: int, k: int, repeats: int, models: list[str],
                use_pythae: bool) -> dict:
     """Pairs/s of our evaluation (its default decoder kernel, and torch's float32 decoder when the
@@ -348,22 +354,20 @@ def bench_eval(xt: torch.Tensor, n_pythae: int, k: int, repeats: int, models: li
                if runs[kk][1]}
         per_pair = decoder_flops_per_code(model.code_dim)
 
-        def fraction(contender, roofline, work=1.0):
-            # decoder FLOPs (whole evaluation time charged to them) over the roofline's FLOP/s
-            return median([work * len(xt) * k * per_pair / t_ours / (roof_flops / t_roof)
-                           for t_ours, t_roof in zip(times[contender], times[roofline])])
+        flops = len(xt) * k * per_pair
         res.update({"K": k, "kernel": kernel, "ours_points": len(xt),
                     "pythae_points": n_pythae if use_pythae else None,
                     "chunk_elements": CHUNK, "chunk_rows": rows, "times_s": times,
                     "decoder_gflops": res["ours_pairs_per_s"] * per_pair / 1e9,
                     "roofline_gflops": roof_flops / median(times["roofline"]) / 1e9,
-                    "roofline_fraction": fraction("ours", "roofline")})
+                    "roofline_fraction": roofline_fraction(times["ours"], times["roofline"], flops, roof_flops)})
         if "ours_torch" in times:
             res.update({
-                "torch_kernel_roofline_fraction": fraction("ours_torch", "roofline"),
+                "torch_kernel_roofline_fraction": roofline_fraction(times["ours_torch"], times["roofline"], flops,
+                                                                    roof_flops),
                 "roofline_bf16_gflops": roof_flops / median(times["roofline_bf16"]) / 1e9,
                 # bf16x3 runs three bfloat16 products per float32 one
-                "amx_bf16_fraction": fraction("ours", "roofline_bf16", work=3.0),
+                "amx_bf16_fraction": roofline_fraction(times["ours"], times["roofline_bf16"], 3 * flops, roof_flops),
             })
         out[name] = res
         log.info("eval %s: %s", name, {kk: round(v) for kk, v in res.items() if kk.endswith("per_s")})
