@@ -11,8 +11,8 @@ importance-sampled estimate. Speed per 1337-code block, one thread: 2.0 ms vs 5.
 The kernel is C compiled on first use with the system's C compiler (``$CC``, else ``cc``) into a
 cache directory (``$VAEPRIORS_CACHE``, else ``~/.cache/vaepriors``), keyed by a hash of the source
 and flags. It is used only when the CPU reports AMX-BF16 and AVX-512-BF16, the compiler builds it
-and Linux grants the process AMX state; otherwise :func:`unavailable_reason` says why and the
-evaluation uses torch.
+and Linux grants the process AMX state (``VAEPRIORS_NO_AMX=1`` switches it off); otherwise
+:func:`unavailable_reason` says why and the evaluation uses torch.
 """
 
 from __future__ import annotations
