@@ -190,38 +190,45 @@ def _decodes_with_mlp(model: torch.nn.Module) -> bool:
             and amx.mlp_linears(model.decoder) is not None)
 
 
+def _amx_unavailable(model: torch.nn.Module, x: torch.Tensor) -> str | None:
+    """Why the AMX kernel cannot score ``model`` on ``x``, or None when it can."""
+    from . import amx
+
+    if x.device.type != "cpu":
+        return f"the data are on {x.device}"
+    if _binary_signs(x) is None:
+        return "the data are not binary"
+    if not _decodes_with_mlp(model):
+        return "the model does not decode with a float32 CPU stack of Linear and ReLU layers"
+    return amx.unavailable_reason()
+
+
+def _uses_amx(model: torch.nn.Module, x: torch.Tensor, kernel: str) -> bool:
+    if kernel not in KERNELS:
+        raise ValueError(f"decoder kernel {kernel!r} is not one of {', '.join(KERNELS)}")
+    if kernel == "torch":
+        return False
+    why = _amx_unavailable(model, x)
+    if why is not None and kernel == "amx":
+        raise RuntimeError(f"decoder kernel 'amx' cannot run: {why}")
+    return why is None
+
+
 def decoder_kernel(model: torch.nn.Module, x: torch.Tensor, kernel: str = "auto"):
     """The amx.DecoderNLL that scores ``model``'s codes against binary ``x``, or None for torch.
 
     ``kernel``: "torch" always None; "amx" the AMX kernel or a RuntimeError saying why it cannot run;
     "auto" the AMX kernel where it can run (CPU with AMX, binary x, an MLP decoder), else None."""
-    if kernel not in KERNELS:
-        raise ValueError(f"decoder kernel {kernel!r} is not one of {', '.join(KERNELS)}")
-    if kernel == "torch":
-        return None
     from . import amx
 
-    why = None
-    if x.device.type != "cpu":
-        why = f"the data are on {x.device}"
-    elif _binary_signs(x) is None:
-        why = "the data are not binary"
-    elif not _decodes_with_mlp(model):
-        why = "the model does not decode with a float32 CPU stack of Linear and ReLU layers"
-    else:
-        why = amx.unavailable_reason()
-    if why is None:
-        return amx.DecoderNLL(model.decoder)
-    if kernel == "amx":
-        raise RuntimeError(f"decoder kernel 'amx' cannot run: {why}")
-    return None
+    return amx.DecoderNLL(model.decoder) if _uses_amx(model, x, kernel) else None
 
 
 def decoder_kernel_name(model: torch.nn.Module, x: torch.Tensor, kernel: str = "auto") -> str:
     """What importance_log_likelihood(..., kernel=kernel) computes the decoder with, for the record."""
     from . import amx
 
-    return amx.NAME if decoder_kernel(model, x, kernel) is not None else f"torch-{str(x.dtype).split('.')[-1]}"
+    return amx.NAME if _uses_amx(model, x, kernel) else f"torch-{str(x.dtype).split('.')[-1]}"
 
 
 @torch.no_grad()
