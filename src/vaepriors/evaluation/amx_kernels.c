@@ -104,20 +104,28 @@ void vp_pack_weight(const float *w, int n, int k, uint16_t *bp, int npad, int kp
     }
 }
 
+/* One k step of a 32 x 32 block: tiles 0-3 += A rows (a0: 16, a1: 16) x B columns (b0: 16, b1: 16). */
+static inline void tile_step(const uint16_t *a0, const uint16_t *a1, int k3, const uint16_t *b0, const uint16_t *b1,
+                             int kb) {
+  _tile_loadd(4, a0 + kb * 32, k3 * 2);
+  _tile_loadd(5, a1 + kb * 32, k3 * 2);
+  _tile_loadd(6, b0 + kb * 512, 64);
+  _tile_loadd(7, b1 + kb * 512, 64);
+  _tile_dpbf16ps(0, 4, 6);
+  _tile_dpbf16ps(1, 4, 7);
+  _tile_dpbf16ps(2, 5, 6);
+  _tile_dpbf16ps(3, 5, 7);
+}
+
 /* C block (m0, n0) of 32 x 32 into tiles 0-3; A rows m0.., B columns n0.. */
 static inline void tile_block(const uint16_t *a, int m0, int k3, const uint16_t *bp, int n0, int nkb) {
   const uint16_t *a0 = a + (size_t)m0 * k3, *a1 = a0 + (size_t)16 * k3;
   const uint16_t *b0 = bp + (size_t)(n0 / 16) * nkb * 512, *b1 = b0 + (size_t)nkb * 512;
-  for (int kb = 0; kb < nkb; kb++) {
-    _tile_loadd(4, a0 + kb * 32, k3 * 2);
-    _tile_loadd(5, a1 + kb * 32, k3 * 2);
-    _tile_loadd(6, b0 + kb * 512, 64);
-    _tile_loadd(7, b1 + kb * 512, 64);
-    _tile_dpbf16ps(0, 4, 6);
-    _tile_dpbf16ps(1, 4, 7);
-    _tile_dpbf16ps(2, 5, 6);
-    _tile_dpbf16ps(3, 5, 7);
-  }
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  for (int kb = 0; kb < nkb; kb++) tile_step(a0, a1, k3, b0, b1, kb);
 }
 
 static inline void store_block(float *c) {
@@ -140,10 +148,6 @@ static void linear_relu_split(const uint16_t *a, int m, int kpad, const uint16_t
   for (int m0 = 0; m0 < m; m0 += 32) {
     int rows = m - m0 < 32 ? m - m0 : 32;
     for (int n0 = 0; n0 < npad; n0 += 32) {
-      _tile_zero(0);
-      _tile_zero(1);
-      _tile_zero(2);
-      _tile_zero(3);
       tile_block(a, m0, k3, bp, n0, nkb);
       store_block(c);
       for (int v = 0; v < 2; v++) {
@@ -238,14 +242,7 @@ static void bernoulli_nll(const uint16_t *a, int m, int kpad, const uint16_t *bp
       _tile_zero(2);
       _tile_zero(3);
       for (int kb = 0; kb < nkb; kb++) {
-        _tile_loadd(4, a0 + kb * 32, k3 * 2);
-        _tile_loadd(5, a1 + kb * 32, k3 * 2);
-        _tile_loadd(6, b0 + kb * 512, 64);
-        _tile_loadd(7, b1 + kb * 512, 64);
-        _tile_dpbf16ps(0, 4, 6);
-        _tile_dpbf16ps(1, 4, 7);
-        _tile_dpbf16ps(2, 5, 6);
-        _tile_dpbf16ps(3, 5, 7);
+        tile_step(a0, a1, k3, b0, b1, kb);
         if (pending >= 0)
           for (int stop = (kb + 1) * 64 / nkb; item < stop; item++) softplus_item(&acc, prev, pending, item, n, bias);
       }
