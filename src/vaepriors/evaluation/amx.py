@@ -40,6 +40,15 @@ NAME = "amx-bf16x3"
 
 _lock = threading.Lock()
 _state: dict = {}
+_pools: dict[int, ThreadPoolExecutor] = {}
+
+
+def _pool(threads: int) -> ThreadPoolExecutor:
+    """One process-wide pool per thread count, shared by every kernel (an evaluation builds several)."""
+    with _lock:
+        if threads not in _pools:
+            _pools[threads] = ThreadPoolExecutor(threads, thread_name_prefix="amx")
+        return _pools[threads]
 
 
 def _cpu_flags() -> set[str]:
@@ -162,7 +171,6 @@ class DecoderNLL:
         self._biases = (ctypes.c_void_p * n)(*[b.data_ptr() for b in self.biases])
         self._block = self.lib.vp_block_rows()
         self._scratch: dict[int, tuple[list[torch.Tensor], ctypes.Array]] = {}
-        self._pool: ThreadPoolExecutor | None = None
 
     def _buffers(self, slot: int):
         if slot not in self._scratch:  # one block of each layer's input; the zero padding stays zero
@@ -189,10 +197,9 @@ class DecoderNLL:
         if threads == 1:
             self._run(0, z, signs, 0, out)
             return out
-        if self._pool is None or self._pool._max_workers != threads:
-            self._pool = ThreadPoolExecutor(threads, thread_name_prefix="amx")
+        pool = _pool(threads)
         share = _pad(-(-rows // threads))
-        jobs = [self._pool.submit(self._run, slot, z[start : start + share], signs, start, out[start : start + share])
+        jobs = [pool.submit(self._run, slot, z[start : start + share], signs, start, out[start : start + share])
                 for slot, start in enumerate(range(0, rows, share))]
         for job in jobs:
             job.result()
