@@ -75,6 +75,37 @@ def test_extreme_logits_stay_finite_and_exact():
 
 
 @needs_amx
+def test_nan_propagates_as_in_torch():
+    """A diverged model must not get a finite log-likelihood: NaN in a code gives NaN for that code
+    only, NaN in a weight NaN for every code (vmaxps drops a NaN first operand; the kernel puts it
+    second)."""
+    dec = _decoder([4, 32, 16, 20])
+    z = torch.randn(40, 4)
+    signs = 1 - 2 * torch.bernoulli(torch.full((40, 20), 0.5))
+    z[3, 1] = float("nan")
+    got = amx.DecoderNLL(dec)(z, signs)
+    assert got[3].isnan() and torch.isfinite(got[torch.arange(40) != 3]).all()
+    with torch.no_grad():
+        dec[2].weight[5, 7] = float("nan")
+    assert amx.DecoderNLL(dec)(z, signs).isnan().all()
+
+
+def test_mismatched_layer_widths_are_not_taken():
+    """The kernel never runs torch's shape checks: a decoder whose widths do not chain is refused."""
+    assert amx.mlp_linears(mlp([3, 50, 20], final_activation=False)) is not None
+    broken = torch.nn.Sequential(torch.nn.Linear(3, 50), torch.nn.ReLU(), torch.nn.Linear(60, 20))
+    assert amx.mlp_linears(broken) is None
+
+
+@needs_amx
+def test_empty_and_signless_calls():
+    kernel = amx.DecoderNLL(_decoder([4, 16, 20]))
+    assert kernel(torch.zeros(0, 4), torch.ones(3, 20)).shape == (0,)
+    with pytest.raises(ValueError, match="no signs rows"):
+        kernel(torch.zeros(5, 4), torch.ones(0, 20))
+
+
+@needs_amx
 def test_threads_split_rows_without_changing_a_bit():
     """Each code's result depends on its own row only: 1 or 3 threads, any share boundaries, any
     period, give identical float64 values."""

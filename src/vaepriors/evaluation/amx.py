@@ -140,6 +140,9 @@ def mlp_linears(decoder: nn.Module) -> list[nn.Linear] | None:
         return None
     if not all(type(m) is nn.ReLU for m in decoder[1::2]):
         return None
+    # torch would refuse mismatched widths at run time; the kernel never calls torch, so check here
+    if any(a.out_features != b.in_features for a, b in zip(linears, linears[1:])):
+        return None
     return linears
 
 
@@ -148,7 +151,7 @@ class DecoderNLL:
 
     The weights are packed once, here: build one per evaluation (not across training steps).
     Rows are split over torch's thread count, each thread running the kernel on its share
-    (ctypes releases the GIL)."""
+    (ctypes releases the GIL). One instance serves one caller at a time (its scratch is reused)."""
 
     def __init__(self, decoder: nn.Module):
         self.lib = library()
@@ -192,7 +195,11 @@ class DecoderNLL:
         if z.shape[1] != self.dims[1] or signs.shape[1] != self.dims[-2]:
             raise ValueError(f"codes {tuple(z.shape)} / signs {tuple(signs.shape)} do not fit the decoder "
                              f"({self.dims[1]} -> {self.dims[-2]})")
+        if signs.shape[0] == 0 and rows:
+            raise ValueError("no signs rows to score the codes against")
         out = torch.empty(rows, dtype=torch.float64)
+        if rows == 0:
+            return out
         threads = min(torch.get_num_threads(), -(-rows // self._block))
         if threads == 1:
             self._run(0, z, signs, 0, out)

@@ -156,7 +156,8 @@ static void linear_relu_split(const uint16_t *a, int m, int kpad, const uint16_t
         __mmask16 mask = column_mask(n, col);
         __m512 b = _mm512_maskz_loadu_ps(mask, bias + col);
         for (int r = 0; r < rows; r++) {
-          __m512 u = _mm512_max_ps(_mm512_add_ps(_mm512_load_ps(c + r * 32 + 16 * v), b), _mm512_setzero_ps());
+          /* max(0, v): vmaxps returns its second operand when either is NaN, so NaN stays NaN */
+          __m512 u = _mm512_max_ps(_mm512_setzero_ps(), _mm512_add_ps(_mm512_load_ps(c + r * 32 + 16 * v), b));
           __m256i hi = (__m256i)_mm512_cvtneps_pbh(u);
           __m512 hif = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(hi), 16));
           __m256i lo = (__m256i)_mm512_cvtneps_pbh(_mm512_sub_ps(u, hif));
@@ -172,7 +173,7 @@ static void linear_relu_split(const uint16_t *a, int m, int kpad, const uint16_t
 
 /* exp(x) for x <= 0, clamped at -80 (1 + e^-80 is 1 in float32) so no result is denormal. */
 static inline __m512 exp_nonpositive(__m512 x) {
-  x = _mm512_max_ps(x, _mm512_set1_ps(-80.0f));
+  x = _mm512_max_ps(_mm512_set1_ps(-80.0f), x); /* NaN stays NaN (second operand) */
   __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m512 r = _mm512_fmadd_ps(k, _mm512_set1_ps(-0.693359375f), x); /* ln 2 in two parts */
@@ -202,7 +203,7 @@ static inline void softplus_item(softplus_sums *acc, const float *c, int n0, int
   __m512 b = _mm512_maskz_loadu_ps(mask, bias + col);
   __m512 s = _mm512_maskz_loadu_ps(mask, acc->signs[r] + col);
   __m512 u = _mm512_mul_ps(_mm512_add_ps(_mm512_load_ps(c + r * 32 + 16 * (item & 1)), b), s);
-  acc->relu[r] = _mm512_add_ps(acc->relu[r], _mm512_max_ps(u, _mm512_setzero_ps()));
+  acc->relu[r] = _mm512_mask_add_ps(acc->relu[r], mask, acc->relu[r], _mm512_max_ps(_mm512_setzero_ps(), u));
   __m512 e = exp_nonpositive(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_abs_ps(u)));
   acc->prod[r] = _mm512_mask_mul_ps(acc->prod[r], mask, acc->prod[r], _mm512_add_ps(e, _mm512_set1_ps(1.f)));
 }
@@ -272,7 +273,9 @@ static void bernoulli_nll(const uint16_t *a, int m, int kpad, const uint16_t *bp
 /* The whole decoder for m codes z (row stride ldz), VP_BLOCK codes at a time so that every
  * intermediate stays in cache: layers 0..nlayers-1 with dims[2i] outputs and dims[2i+1] inputs,
  * ReLU after all but the last. scratch[i] holds layer i's input rows for one block
- * (VP_BLOCK x 3 kpad_i bfloat16, zero padded by the caller). Code r is scored against the signs
+ * (VP_BLOCK x 3 kpad_i bfloat16; padding columns zero from the caller and never written; rows past
+ * a short block keep earlier values, harmless as every output row depends on its own row only).
+ * A NaN anywhere in a code's computation makes its result NaN, as in torch. Code r is scored against the signs
  * row (first + r) mod period. */
 #define VP_BLOCK 512
 int vp_block_rows(void) { return VP_BLOCK; }
