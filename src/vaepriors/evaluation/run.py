@@ -55,19 +55,18 @@ def evaluate_run(model_path: str | Path, data_path: str | Path, seed: int, cfg: 
     gen = torch.Generator().manual_seed(seed)
     x_train = torch.bernoulli(torch.from_numpy(np.asarray(arrays["x_train"])).float() / 255, generator=gen)
     K = cfg["importance_samples"]
+    kernel = cfg.get("decoder_kernel", "auto")  # optional in the schema: older configs lack it
 
     metrics: dict = {"meta": run_metadata(seed=seed, eval_seed=seed, model_path=str(model_path),
                                           data_path=str(data_path))}
     if model.name == "ae":
         scale, scores = choose_ae_proposal_scale(
             model, x_val[:AE_SCALE_POINTS], cfg["ae_scale_grid"], min(K, AE_SCALE_SAMPLES),
-            cfg["chunk_elements"], generator=torch.Generator().manual_seed(seed),
-            kernel=cfg.get("decoder_kernel", "auto"))
+            cfg["chunk_elements"], generator=torch.Generator().manual_seed(seed), kernel=kernel)
         metrics["ae_proposal"] = {"scale": scale, "validation_loglik": {str(k): v for k, v in scores.items()},
                                   "note": AE_BOUND_NOTE}
         log.info("AE proposal scale %.3g (validation scores %s)", scale, scores)
 
-    kernel = cfg.get("decoder_kernel", "auto")
     loglik = importance_log_likelihood(model, x_test, K, cfg["chunk_elements"],
                                        generator=torch.Generator().manual_seed(seed), progress=progress,
                                        kernel=kernel)
