@@ -5,7 +5,6 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -87,9 +86,8 @@ def test_cuda_device_without_cuda_is_refused_before_any_job():
 def test_snakemake_without_the_package_is_refused_before_any_job(tmp_path):
     # The Python running Snakemake, with the package's (editable) path taken out of sys.path.
     src = str(REPO_ROOT / "src")
-    code = ("import runpy, sys; sys.path[:] = [p for p in sys.path if p.rstrip('/') != %r]; "
-            "sys.argv = ['snakemake', '-n', '--cores', '1']; runpy.run_module('snakemake', run_name='__main__')"
-            % src)
+    code = (f"import runpy, sys; sys.path[:] = [p for p in sys.path if p.rstrip('/') != {src!r}]; "
+            "sys.argv = ['snakemake', '-n', '--cores', '1']; runpy.run_module('snakemake', run_name='__main__')")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True)
     text = out.stdout + out.stderr
     assert out.returncode != 0 and "vaepriors is not installed for" in text and ".venv/bin/snakemake" in text
