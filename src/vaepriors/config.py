@@ -265,6 +265,18 @@ def _is_number(token: str) -> bool:
         return False
 
 
+def cpu_model() -> str:
+    """The CPU's model name (benchmarks and results are compared per machine)."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def run_metadata(**extra: Any) -> dict:
     """Versions and host facts recorded next to every result."""
     import numpy
@@ -282,6 +294,7 @@ def run_metadata(**extra: Any) -> dict:
         "scipy": scipy.__version__,
         "scikit-learn": sklearn.__version__,
         "platform": platform.platform(),
+        "cpu": cpu_model(),
         "torch_threads": torch.get_num_threads(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }

@@ -9,15 +9,35 @@ from pathlib import Path
 from typing import Any
 
 
-def write_json(path: str | Path, obj: Any) -> Path:
-    """Write ``obj`` as indented JSON through a temporary file in the same folder, then rename."""
+def write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) through a temporary file in the same folder, then rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(obj, fh, indent=2)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
     return path
+
+
+def write_json(path: str | Path, obj: Any) -> Path:
+    """Write ``obj`` as indented JSON, atomically (write_text)."""
+    return write_text(path, json.dumps(obj, indent=2))
+
+
+class ResultFileError(ValueError):
+    """A result file is missing or unreadable; the message names it."""
+
+
+def read_json(path: str | Path) -> Any:
+    """The JSON content of ``path``; an unreadable or malformed file raises ResultFileError
+    naming it."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ResultFileError(f"{path}: not a readable JSON file ({exc}); delete it and rerun "
+                              f"the step that writes it") from None

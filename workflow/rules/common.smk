@@ -38,6 +38,8 @@ def all_targets():
         "results/tables/clustering.csv",
         "results/tables/knn.csv",
         "results/tables/summary.json",
+        "results/tables/paper_comparison.csv",
+        "results/tables/paper_comparison.md",
     ]
     targets += figure_targets()
     return targets

@@ -90,6 +90,8 @@ rule figure_loglik:
     input:
         script=f"{FIG_SCRIPTS}/results_figures.py",
         table="results/tables/loglik.csv",
+        references="workflow/references/tables",
+        budget="results/tables/paper_budget.json",
     output:
         png=report(f"{FIG}/loglik.png", caption="../report/loglik.rst",
                    category="1 Log-likelihood", labels={"figure": "test log-likelihood vs d"}),
@@ -103,7 +105,8 @@ rule figure_loglik:
         mem_mb=1000,
         runtime=10,
     shell:
-        "python {input.script} --kind loglik --table {input.table} --out {output.png} 2> {log}"
+        "python {input.script} --kind loglik --table {input.table} --out {output.png}"
+        " --references {input.references} --budget {input.budget} 2> {log}"
 
 
 rule figure_clustering:
@@ -297,6 +300,9 @@ rule summary:
         classifiers=expand("results/classifier/{dataset}.json", dataset=config["datasets"]),
         density=T.summary_density(config),
         weights=T.summary_weights(config),
+        comparison="results/tables/paper_comparison.csv",
+        pattern="results/tables/paper_pattern.csv",
+        budget="results/tables/paper_budget.json",
     output:
         "results/summary.md",
     log:
@@ -312,4 +318,5 @@ rule summary:
         " --clustering {input.clustering} --knn {input.knn} --tables-md {input.tables_md}"
         " --figures {input.figures} --sample-quality {input.sample_quality}"
         " --classifiers {input.classifiers} --density {input.density} --weights {input.weights}"
+        " --comparison {input.comparison} --pattern {input.pattern} --budget {input.budget}"
         " 2> {log}"
