@@ -13,7 +13,7 @@ import sys
 import pandas as pd
 
 from vaepriors.evaluation import replication as R
-from vaepriors.io import read_json
+from vaepriors.evaluation.tables import MetricsFileError, read_metrics
 
 
 def main(argv=None) -> int:
@@ -30,7 +30,11 @@ def main(argv=None) -> int:
         protocols = R.load_protocols(args.protocols)
     except R.ReferenceFileError as exc:
         parser.exit(2, f"error: {exc}\n")
-    records = [read_json(p) for p in args.run_configs]
+    try:
+        records = [read_metrics(p, required=("dataset", "model", "latent_dim", "seed", "train"))
+                   for p in args.run_configs]
+    except MetricsFileError as exc:
+        parser.exit(1, f"compare_paper: error: {exc}\n")
     grid = {"datasets": sorted({r["dataset"] for r in records}),
             "models": sorted({r["model"] for r in records}),
             "latent_dims": sorted({int(r["latent_dim"]) for r in records})}

@@ -80,6 +80,6 @@ def test_an_unreadable_run_record_is_named(tmp_path, content):
     fake_run(tmp_path)
     bad = tmp_path / "results" / "models" / "mnist" / "nvae" / "d2" / "s0" / "config.json"
     bad.write_text(content)
-    with pytest.raises(ValueError, match=str(bad)):
+    with pytest.raises(ValueError, match=f"{bad}: not a readable JSON file"):
         publish(tmp_path, tmp_path / "out", "x")
     assert not (tmp_path / "out").exists() and not (tmp_path / ".out.tmp").exists()

@@ -10,9 +10,9 @@ import sys
 import pandas as pd
 
 from vaepriors.evaluation.replication import ReferenceFileError, load_references
+from vaepriors.evaluation.tables import read_metrics
 from vaepriors.figures.cli import parse
 from vaepriors.figures.results import plot_clustering, plot_loglik
-from vaepriors.io import read_json
 
 
 def main(argv=None) -> int:
@@ -30,7 +30,7 @@ def main(argv=None) -> int:
             refs = load_references(args.references) if args.references else None
         except ReferenceFileError as exc:
             parser.exit(2, f"error: {exc}\n")
-        note = read_json(args.budget).get("label", "") if args.budget else ""
+        note = read_metrics(args.budget, required=("label",)).get("label", "") if args.budget else ""
         paths = plot_loglik(wide, args.out, references=refs, note=note)
     else:
         paths = plot_clustering(wide, args.out)

@@ -13,9 +13,9 @@ from pathlib import Path
 import pandas as pd
 
 from vaepriors.evaluation.replication import replication_paragraph
+from vaepriors.evaluation.tables import read_metrics
 from vaepriors.figures import summary as S
 from vaepriors.figures.cli import parse
-from vaepriors.io import read_json
 
 
 def _concat(paths):
@@ -44,7 +44,7 @@ def main(argv=None) -> int:
     paragraphs = {
         "replication": replication_paragraph(
             pd.read_csv(args.comparison), pd.read_csv(args.pattern),
-            read_json(args.budget).get("label", "")) if args.comparison else "",
+            read_metrics(args.budget, required=("label",)).get("label", "")) if args.comparison else "",
         "loglik": S.loglik_paragraph(pd.read_csv(args.loglik)),
         "clustering": S.clustering_paragraph(pd.read_csv(args.clustering)),
         "knn": S.knn_paragraph(pd.read_csv(args.knn)),

@@ -26,18 +26,3 @@ def write_text(path: str | Path, text: str) -> Path:
 def write_json(path: str | Path, obj: Any) -> Path:
     """Write ``obj`` as indented JSON, atomically (write_text)."""
     return write_text(path, json.dumps(obj, indent=2))
-
-
-class ResultFileError(ValueError):
-    """A result file is missing or unreadable; the message names it."""
-
-
-def read_json(path: str | Path) -> Any:
-    """The JSON content of ``path``; an unreadable or malformed file raises ResultFileError
-    naming it."""
-    path = Path(path)
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ResultFileError(f"{path}: not a readable JSON file ({exc}); delete it and rerun "
-                              f"the step that writes it") from None

@@ -18,7 +18,8 @@ from pathlib import Path
 import pandas as pd
 
 from .config import cpu_model
-from .io import read_json, write_text
+from .evaluation.tables import read_metrics
+from .io import write_text
 
 _STAMP = re.compile(r"^\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]$", re.MULTILINE)
 _PDF_LINK = re.compile(r" \(\[PDF\]\([^)]*\)\)")
@@ -49,8 +50,8 @@ def _hours(seconds: float) -> str:
 def run_record(workdir: Path) -> dict:
     """Provenance of the results under workdir/results, read from the files themselves."""
     results = workdir / "results"
-    configs = [read_json(p) for p in sorted((results / "models").rglob("config.json"))]
-    metrics = [read_json(p) for p in sorted((results / "metrics").rglob("s*.json"))]
+    configs = [read_metrics(p, required=()) for p in sorted((results / "models").rglob("config.json"))]
+    metrics = [read_metrics(p, required=()) for p in sorted((results / "metrics").rglob("s*.json"))]
     train_s = 0.0
     for path in sorted((results / "models").rglob("history.csv")):
         train_s += float(pd.read_csv(path)["seconds"].sum())
