@@ -111,15 +111,8 @@ def ours_model(name: str, seed: int = 0):
 
 
 def cpu_model() -> str:
-    """The CPU's model name as Linux reports it, else what platform knows."""
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    from vaepriors.config import cpu_model as model
+    return model()
 
 
 def amx_status() -> str:
