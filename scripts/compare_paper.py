@@ -5,7 +5,8 @@ scripts/compare_paper.py --tables results/tables/{loglik,clustering,knn}.csv
 --run-configs results/models/.../config.json ... --importance-samples K --out-dir results/tables
 
 Writes paper_comparison.{csv,md}, paper_pattern.csv and paper_budget.json. The grid is the set of
-(dataset, model, d) of the run configs; a grid without reference rows gets an empty comparison."""
+(dataset, model, d) cells of the run configs; a grid without reference rows gets an empty
+comparison."""
 
 import argparse
 import sys
@@ -35,9 +36,7 @@ def main(argv=None) -> int:
                    for p in args.run_configs]
     except MetricsFileError as exc:
         parser.exit(1, f"compare_paper: error: {exc}\n")
-    grid = {"datasets": sorted({r["dataset"] for r in records}),
-            "models": sorted({r["model"] for r in records}),
-            "latent_dims": sorted({int(r["latent_dim"]) for r in records})}
+    grid = {(r["dataset"], r["model"], int(r["latent_dim"])) for r in records}
     results = R.long_results(pd.read_csv(p) for p in args.tables)
     comparison = R.compare(refs, results, grid)
     patterns = R.pattern(refs, results, grid)

@@ -90,7 +90,9 @@ def _coerce(value: Any, schema: dict) -> Any:
     kinds = kinds if isinstance(kinds, list) else [kinds]
     if isinstance(value, Mapping) and "object" in kinds:
         props = schema.get("properties", {})
-        return {k: _coerce(v, props.get(k, {})) for k, v in value.items()}
+        rest = schema.get("additionalProperties")
+        rest = rest if isinstance(rest, dict) else {}
+        return {k: _coerce(v, props.get(k, rest)) for k, v in value.items()}
     if isinstance(value, (list, tuple)) and "array" in kinds:
         return [_coerce(v, schema.get("items", {})) for v in value]
     if not isinstance(value, str) or "string" in kinds:

@@ -4,6 +4,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from vaepriors.config import to_flags  # noqa: E402
+from vaepriors.figures import targets as T  # noqa: E402
 
 RAW = config["data"]["raw_dir"]
 PROCESSED = config["data"]["processed_dir"]
@@ -23,13 +24,8 @@ def flags(*sections):
 
 
 def runs(pattern):
-    return expand(
-        pattern,
-        dataset=config["datasets"],
-        model=config["models"],
-        dim=config["latent_dims"],
-        seed=config["seeds"],
-    )
+    """The pattern for every run of the grid (latent_dims_by_model may drop some products)."""
+    return [pattern.format(dataset=ds, model=m, dim=d, seed=s) for ds, m, d, s in T.grid(config)]
 
 
 def all_targets():

@@ -2,8 +2,6 @@
 # Every figure is written as PNG (in the report) and PDF; library code in src/vaepriors/figures
 # (file names in vaepriors.figures.targets), thin CLIs in scripts/figures, captions in
 # workflow/report.
-from vaepriors.figures import targets as T  # noqa: E402  (src is on sys.path: common.smk)
-
 FIG = T.FIG
 STUDIES = T.STUDIES
 FIG_SCRIPTS = "scripts/figures"
@@ -230,7 +228,7 @@ rule ae_density:
 rule figure_ae_density:
     input:
         script=f"{FIG_SCRIPTS}/plot_ae_density.py",
-        tables=lambda w: [f"{STUDIES}/{w.dataset}/ae_density_d{d}.csv" for d in config["latent_dims"]],
+        tables=lambda w: [f"{STUDIES}/{w.dataset}/ae_density_d{d}.csv" for d in T.density_dims(config)],
     output:
         png=report(f"{FIG}/{{dataset}}/ae_density.png", caption="../report/ae_density.rst",
                    category="7 AE ex-post density", labels={"dataset": "{dataset}", "figure": "density vs n"}),

@@ -139,18 +139,17 @@ def _se(sd: float, n: int) -> float:
     return sd / math.sqrt(n) if n > 1 and not math.isnan(sd) else math.nan
 
 
-def compare(refs: pd.DataFrame, results: pd.DataFrame, grid: dict) -> pd.DataFrame:
-    """One row per reference number that the grid (datasets, models, latent_dims) covers: the
-    paper's value beside ours. A covered cell that the results lack has status "missing"."""
+def compare(refs: pd.DataFrame, results: pd.DataFrame, grid: set) -> pd.DataFrame:
+    """One row per reference number that the grid (a set of (dataset, model, d) cells that were
+    trained) covers: the paper's value beside ours. A covered cell that the results lack has
+    status "missing"."""
     ours = {(r.dataset, r.model, r.latent_dim, r.metric): r for r in results.itertuples(index=False)}
     rows = []
     for ref in refs.itertuples(index=False):
-        if ref.dataset not in grid["datasets"] or ref.model not in grid["models"]:
-            continue
-        dims = grid["latent_dims"] if math.isnan(ref.latent_dim) else [int(ref.latent_dim)]
+        every_d = math.isnan(ref.latent_dim)
+        dims = sorted(d for ds, m, d in grid if (ds, m) == (ref.dataset, ref.model)
+                      and (every_d or d == int(ref.latent_dim)))
         for d in dims:
-            if d not in grid["latent_dims"]:
-                continue
             row = {"source": ref.source, "dataset": ref.dataset, "model": ref.model, "latent_dim": d,
                    "metric": ref.metric, "statistic": ref.statistic, "paper": ref.value,
                    "paper_sd": ref.sd, "paper_n": ref.n}
@@ -172,7 +171,7 @@ def compare(refs: pd.DataFrame, results: pd.DataFrame, grid: dict) -> pd.DataFra
     return frame
 
 
-def pattern(refs: pd.DataFrame, results: pd.DataFrame, grid: dict,
+def pattern(refs: pd.DataFrame, results: pd.DataFrame, grid: set,
             models: tuple[str, str, str] = PATTERN) -> pd.DataFrame:
     """Per dataset and d: the sign of a - b (default S-VAE minus N-VAE log-likelihood) in the
     paper and in ours, whether they agree, and whether ours differs from 0 by more than 2 SE."""
@@ -183,10 +182,8 @@ def pattern(refs: pd.DataFrame, results: pd.DataFrame, grid: dict,
     ours = {(r.dataset, r.latent_dim, r.model): r
             for r in results.itertuples(index=False) if r.metric == metric}
     rows = []
-    for dataset in grid["datasets"]:
-        if a not in grid["models"] or b not in grid["models"]:
-            continue
-        for d in grid["latent_dims"]:
+    for dataset, d in sorted({(ds, d) for ds, _, d in grid}, key=lambda c: (c[0], c[1])):
+        if (dataset, a, d) in grid and (dataset, b, d) in grid:
             keys = [(dataset, d, m) for m in (a, b)]
             if not all(k in paper and k in ours for k in keys):
                 continue
