@@ -9,15 +9,37 @@ import sys
 import pytest
 
 from vaepriors.config import REPO_ROOT
-from vaepriors.publish import publish, snakemake_wall_time
+from vaepriors.publish import publish, snakemake_times
 
 LOG = """Building DAG of jobs...
+Select jobs to execute...
+Execute 2 jobs...
+
 [Tue Dec  1 02:30:36 2026]
-rule download:
+localrule train_seeds_0_1:
+    input: scripts/train.py, data/processed/mnist.npz
+    jobid: 5
+    resources: tmpdir=/tmp
+
+[Tue Dec  1 02:30:36 2026]
+rule evaluate:
+    input: results/models/mnist/nvae/d2/s0/model.pt
+    jobid: 7
+
 [Tue Dec  1 02:31:06 2026]
-Finished job 3.
+Finished jobid: 7 (Rule: evaluate)
+1 of 3 steps (33%) done
+[Tue Dec  1 03:00:36 2026]
+Finished jobid: 5 (Rule: train_seeds_0_1)
+2 of 3 steps (67%) done
+
+[Tue Dec  1 03:00:36 2026]
+localrule summary:
+    jobid: 0
+
 [Tue Dec  1 03:30:36 2026]
-Finished job 0.
+Finished jobid: 0 (Rule: summary)
+3 of 3 steps (100%) done
 """
 
 
@@ -47,7 +69,10 @@ def fake_run(root):
 
 def test_publish_copies_summary_tables_pngs_and_writes_provenance(tmp_path):
     fake_run(tmp_path)
-    assert snakemake_wall_time(tmp_path) == (3600.0, 1)
+    times = snakemake_times(tmp_path)
+    assert (times["wall"], times["invocations"]) == (3600.0, 1)
+    assert times["rules"] == {"evaluate": (1, 30.0), "train_seeds_0_1": (1, 1800.0),
+                              "summary": (1, 1800.0)}
     out = tmp_path / "docs" / "results" / "budget"
     (out / "stale.md").parent.mkdir(parents=True)
     (out / "stale.md").write_text("from an earlier publication")
@@ -61,7 +86,8 @@ def test_publish_copies_summary_tables_pngs_and_writes_provenance(tmp_path):
     assert "`snakemake --cores 2 --configfile profiles/budget/params.yaml`" in run
     assert "CPU: Test CPU 9000;" in run and "torch 2.13.0" in run
     assert "wall time: 1.00 h over 1 Snakemake invocation(s)" in run
-    assert "training: 1 runs, 1.00 h" in run and "evaluation: 1 runs, 0.10 h" in run
+    assert "training: 1 runs, 1.00 h" in run and "1 runs evaluated" in run
+    assert "| train_seeds_0_1 | 1 | 0.50 |" in run and "| evaluate | 1 | 0.01 |" in run
 
 
 def test_publish_refuses_an_unfinished_run_and_names_the_file(tmp_path):

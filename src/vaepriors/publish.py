@@ -21,21 +21,36 @@ from .config import cpu_model
 from .evaluation.tables import read_metrics
 from .io import write_text
 
-_STAMP = re.compile(r"^\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]$", re.MULTILINE)
+_STAMP = re.compile(r"^\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]$")
 _PDF_LINK = re.compile(r" \(\[PDF\]\([^)]*\)\)")
 
 
-def snakemake_wall_time(workdir: Path) -> tuple[float, int]:
-    """Seconds between the first and the last job timestamp of each Snakemake invocation (its
-    .snakemake/log files), summed; and the number of invocations that ran jobs."""
-    total, invocations = 0.0, 0
+def snakemake_times(workdir: Path) -> dict:
+    """From Snakemake's own logs (.snakemake/log): the wall time (first to last timestamp of each
+    invocation that ran jobs, summed), and per rule the number of finished jobs and their summed
+    duration (start to "Finished jobid")."""
+    wall, invocations, rules = 0.0, 0, {}
     for log in sorted((workdir / ".snakemake" / "log").glob("*.snakemake.log")):
-        stamps = [datetime.strptime(" ".join(s.split()), "%a %b %d %H:%M:%S %Y")
-                  for s in _STAMP.findall(log.read_text(errors="replace"))]
+        text = log.read_text(errors="replace")
+        stamps = []
+        started: dict[str, datetime] = {}
+        for block in re.split(r"^(?=\[)", text, flags=re.MULTILINE):
+            head = _STAMP.match(block.splitlines()[0]) if block.strip() else None
+            if not head:
+                continue
+            at = datetime.strptime(" ".join(head.group(1).split()), "%a %b %d %H:%M:%S %Y")
+            stamps.append(at)
+            job = re.search(r"^\s+jobid: (\d+)$", block, flags=re.MULTILINE)
+            done = re.search(r"^Finished jobid: (\d+) \(Rule: (\w+)\)", block, flags=re.MULTILINE)
+            if job and re.search(r"^(local)?rule \w+:", block, flags=re.MULTILINE):
+                started[job.group(1)] = at
+            if done and done.group(1) in started:
+                count, secs = rules.get(done.group(2), (0, 0.0))
+                rules[done.group(2)] = (count + 1, secs + (at - started.pop(done.group(1))).total_seconds())
         if len(stamps) >= 2:
-            total += (max(stamps) - min(stamps)).total_seconds()
+            wall += (max(stamps) - min(stamps)).total_seconds()
             invocations += 1
-    return total, invocations
+    return {"wall": wall, "invocations": invocations, "rules": rules}
 
 
 def _git(workdir: Path, *args: str) -> str:
@@ -55,16 +70,15 @@ def run_record(workdir: Path) -> dict:
     train_s = 0.0
     for path in sorted((results / "models").rglob("history.csv")):
         train_s += float(pd.read_csv(path)["seconds"].sum())
-    eval_s = sum(float(m.get("meta", {}).get("elapsed_s", 0.0)) for m in metrics)
-    wall, invocations = snakemake_wall_time(workdir)
+    times = snakemake_times(workdir)
     metas = [c.get("meta", {}) for c in configs]
     return {
         "runs": len(configs),
         "evaluated": len(metrics),
         "train_seconds": train_s,
-        "eval_seconds": eval_s,
-        "wall_seconds": wall,
-        "invocations": invocations,
+        "wall_seconds": times["wall"],
+        "invocations": times["invocations"],
+        "rules": times["rules"],
         "cpu": sorted({m["cpu"] for m in metas if m.get("cpu")}) or [cpu_model()],
         "cpu_recorded": any(m.get("cpu") for m in metas),
         "platform": sorted({m.get("platform", "?") for m in metas}),
@@ -109,8 +123,12 @@ def publish(workdir: str | Path, out: str | Path, command: str) -> list[Path]:
         f"- wall time: {_hours(rec['wall_seconds'])} over {rec['invocations']} Snakemake "
         "invocation(s) (first to last job of each, from `.snakemake/log`)",
         f"- training: {rec['runs']} runs, {_hours(rec['train_seconds'])} of epochs summed over "
-        f"runs (a group of seeds trained together counts once per seed)",
-        f"- evaluation: {rec['evaluated']} runs, {_hours(rec['eval_seconds'])} summed", "",
+        f"runs (a group of seeds trained together counts once per seed); {rec['evaluated']} "
+        "runs evaluated", "",
+        "Job time per rule (jobs that finished; summed start-to-finish, from `.snakemake/log`):", "",
+        "| rule | jobs | hours |", "|---|---|---|",
+        *(f"| {rule} | {n} | {secs / 3600:.2f} |" for rule, (n, secs) in sorted(rec["rules"].items())),
+        "",
         "Start with [summary.md](summary.md); the comparison with the paper is "
         "[tables/paper_comparison.md](tables/paper_comparison.md).", "",
     ]
