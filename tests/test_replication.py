@@ -140,7 +140,7 @@ def test_pattern_sign_of_svae_minus_nvae(tmp_path, ours, agree):
     if all(agree.values()):
         assert "agrees with the paper at d = 2, 40" in text
     else:
-        assert "disagrees at d = 2" in text
+        assert "agrees with the paper at d = 40 and disagrees at d = 2" in text
 
 
 @pytest.mark.parametrize("row, message", [
@@ -179,7 +179,9 @@ def test_budget_read_from_the_runs_and_labelled_against_the_protocol():
     assert "max epochs 20 (paper 500)" in label and "seeds 3 (paper 10)" in label
     assert "warmup epochs 4 (paper 100)" in label and "importance" not in label
     full = [config_record("nvae", 10, s, 500, 480, warmup=100, patience=50) for s in range(10)]
-    assert R.budget_label(R.budget(full), protocols, [500]) == "full protocol of davidson2018"
+    assert R.budget_label(R.budget(full), protocols, [500]) == "training protocol of davidson2018"
+    assert R.budget_label(R.budget(full[:2]), protocols, [500]) == (
+        "training protocol of davidson2018, with seeds 2 (paper 10)")
 
 
 def test_compare_script_end_to_end_writes_the_verdict(tmp_path):

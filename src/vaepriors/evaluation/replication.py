@@ -231,22 +231,28 @@ def _range(values: list) -> str:
 
 
 def budget_label(used: dict, protocols: dict, importance_samples: Iterable[int] = ()) -> str:
-    """"budget run: ..." or "full protocol of ..." for every protocol the runs can be held to."""
+    """"budget run against X: ..." where training was shorter than a protocol's, "training
+    protocol of X" where it was not (with any shortfall in seeds or importance samples named)."""
     if not used:
         return ""
     parts = []
     for source, proto in sorted(protocols.items()):
-        short = []
+        short, fewer = [], []
         for key, ours in (("max_epochs", used["max_epochs"][1]),
                           ("warmup_epochs", used["warmup_epochs"][1]),
-                          ("patience", used["patience"][1]), ("seeds", used["seeds_per_cell"][0])):
+                          ("patience", used["patience"][1])):
             if key in proto and ours < proto[key]:
                 short.append(f"{key.replace('_', ' ')} {ours:g} (paper {proto[key]:g})")
+        if "seeds" in proto and used["seeds_per_cell"][0] < proto["seeds"]:
+            fewer.append(f"seeds {used['seeds_per_cell'][0]:g} (paper {proto['seeds']:g})")
         ks = sorted(set(importance_samples))
         if "importance_samples" in proto and ks and ks[0] < proto["importance_samples"]:
-            short.append(f"importance samples {ks[0]} (paper {proto['importance_samples']:g})")
-        parts.append(f"budget run against {source}: " + ", ".join(short) if short
-                     else f"full protocol of {source}")
+            fewer.append(f"importance samples {ks[0]} (paper {proto['importance_samples']:g})")
+        if short:
+            parts.append(f"budget run against {source}: " + ", ".join(short + fewer))
+        else:
+            parts.append(f"training protocol of {source}"
+                         + (f", with {', '.join(fewer)}" if fewer else ""))
     return "; ".join(parts)
 
 
@@ -324,6 +330,8 @@ def replication_paragraph(comparison: pd.DataFrame, patterns: pd.DataFrame, labe
     if label:
         parts.append(f"**This is a {label}.**" if label.startswith("budget")
                      else f"Training followed the {label}.")
+        if done["ours_n"].min() < 3:
+            parts.append("With fewer than 3 seeds per cell the standard errors below are rough.")
     sources = ", ".join(sorted(done["source"].unique()))
     if len(nats):
         parts.append(f"Against {sources}: {int(nats['within_1_nat'].sum())} of {len(nats)} "
@@ -344,9 +352,9 @@ def replication_paragraph(comparison: pd.DataFrame, patterns: pd.DataFrame, labe
         agree = patterns[patterns["agree"]]["latent_dim"].tolist()
         disagree = patterns[~patterns["agree"]]["latent_dim"].tolist()
         a, b, metric = PATTERN
-        parts.append(f"The sign of {a} − {b} {metric} agrees with the paper at d = "
-                     f"{', '.join(map(str, agree)) or 'none'}"
-                     + (f" and disagrees at d = {', '.join(map(str, disagree))}" if disagree else "")
+        verdicts = [f"agrees with the paper at d = {', '.join(map(str, agree))}" if agree else "",
+                    f"disagrees at d = {', '.join(map(str, disagree))}" if disagree else ""]
+        parts.append(f"The sign of {a} − {b} {metric} " + " and ".join(v for v in verdicts if v)
                      + f" ({int(patterns['significant'].sum())} of {len(patterns)} of our "
                      f"differences exceed 2 SE).")
     missing = comparison[comparison["status"] == "missing"]
