@@ -57,7 +57,8 @@ def fake_run(root):
     run = res / "models" / "mnist" / "nvae" / "d2" / "s0"
     run.mkdir(parents=True)
     (run / "config.json").write_text(json.dumps({"meta": {"cpu": "Test CPU 9000", "torch": "2.13.0",
-                                                          "platform": "Linux-test"}}))
+                                                          "platform": "Linux-test",
+                                                          "git_commit": "abc123"}}))
     (run / "history.csv").write_text("epoch,seconds\n1,1800\n2,1800\n")
     metrics = res / "metrics" / "mnist" / "nvae" / "d2"
     metrics.mkdir(parents=True)
@@ -85,6 +86,7 @@ def test_publish_copies_summary_tables_pngs_and_writes_provenance(tmp_path):
     run = (out / "RUN.md").read_text()
     assert "`snakemake --cores 2 --configfile profiles/budget/params.yaml`" in run
     assert "CPU: Test CPU 9000;" in run and "torch 2.13.0" in run
+    assert "training ran at `abc123`" in run
     assert "wall time: 1.00 h over 1 Snakemake invocation(s)" in run
     assert "training: 1 runs, 1.00 h" in run and "1 runs evaluated" in run
     assert "| train_seeds_0_1 | 1 | 0.50 |" in run and "| evaluate | 1 | 0.01 |" in run

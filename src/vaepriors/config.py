@@ -279,6 +279,23 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def git_commit() -> str | None:
+    """The commit of the checkout the package runs from (None outside git); "+dirty" when tracked
+    files differ from it."""
+    import subprocess
+
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+                              text=True, timeout=10)
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=REPO_ROOT, capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head.stdout.strip() + ("+dirty" if dirty.strip() else "")
+
+
 def run_metadata(**extra: Any) -> dict:
     """Versions and host facts recorded next to every result."""
     import numpy
@@ -297,6 +314,7 @@ def run_metadata(**extra: Any) -> dict:
         "scikit-learn": sklearn.__version__,
         "platform": platform.platform(),
         "cpu": cpu_model(),
+        "git_commit": git_commit(),
         "torch_threads": torch.get_num_threads(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }

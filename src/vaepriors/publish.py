@@ -85,6 +85,7 @@ def run_record(workdir: Path) -> dict:
         "versions": {k: sorted({str(m.get(k)) for m in metas})
                      for k in ("vaepriors", "python", "torch", "numpy")},
         "commit": _git(workdir, "rev-parse", "HEAD"),
+        "run_commits": sorted({m["git_commit"] for m in metas if m.get("git_commit")}),
         "dirty": bool(_git(workdir, "status", "--porcelain", "--untracked-files=no")),
     }
 
@@ -117,7 +118,10 @@ def publish(workdir: str | Path, out: str | Path, command: str) -> list[Path]:
         "Written by `scripts/publish_results.py` from the run's own files; the summary, tables "
         "and figures here are copies of its `results/`.", "",
         f"- command: `{command}`",
-        f"- commit: `{rec['commit']}`" + (" (with uncommitted changes)" if rec["dirty"] else ""),
+        f"- commit checked out when published: `{rec['commit']}`"
+        + (" (with uncommitted changes)" if rec["dirty"] else "")
+        + ("; training ran at " + ", ".join(f"`{c}`" for c in rec["run_commits"])
+           if rec["run_commits"] else "; the runs predate commit recording"),
         f"- CPU: {', '.join(rec['cpu'])}{cpu_note}; platform {', '.join(rec['platform'])}",
         "- versions: " + "; ".join(f"{k} {', '.join(v)}" for k, v in rec["versions"].items()),
         f"- wall time: {_hours(rec['wall_seconds'])} over {rec['invocations']} Snakemake "
