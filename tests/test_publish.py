@@ -111,3 +111,36 @@ def test_an_unreadable_run_record_is_named(tmp_path, content):
     with pytest.raises(ValueError, match=f"{bad}: not a readable JSON file"):
         publish(tmp_path, tmp_path / "out", "x")
     assert not (tmp_path / "out").exists() and not (tmp_path / ".out.tmp").exists()
+
+
+def test_readme_block_is_what_the_published_folders_say():
+    """README.md's published-results block is generated; a hand edit or a stale block fails."""
+    from vaepriors.publish import README_END, README_START, readme_block
+
+    text = (REPO_ROOT / "README.md").read_text()
+    block = README_START + text.split(README_START, 1)[1].split(README_END, 1)[0] + README_END
+    assert block == readme_block(REPO_ROOT / "docs" / "results", REPO_ROOT)
+
+
+def test_readme_block_from_a_comparison(tmp_path):
+    from vaepriors.publish import README_END, README_START, update_readme
+
+    folder = tmp_path / "docs" / "results" / "run1" / "tables"
+    folder.mkdir(parents=True)
+    (folder / "paper_comparison.csv").write_text(
+        "source,dataset,model,latent_dim,metric,statistic,paper,paper_sd,paper_n,ours_mean,ours_sd,"
+        "ours_n,diff,diff_se,within_1_nat,status\n"
+        "p1,mnist,nvae,2,loglik,mean,-135.73,,10,-135.0,0.5,3,0.73,2.5,True,ok\n"
+        "p1,mnist,svae,2,loglik,mean,-132.5,,10,,,0,,,,missing\n")
+    (folder / "paper_budget.json").write_text('{"label": "budget run against p1: seeds 3 (paper 10)"}')
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n\n{README_START}\nold\n{README_END}\n\ntail\n")
+    update_readme(readme, tmp_path / "docs" / "results")
+    text = readme.read_text()
+    assert "old" not in text and text.endswith("\n\ntail\n")
+    assert "[run1](docs/results/run1/summary.md)**: budget run against p1" in text
+    assert "ours beside p1; 1 of 1 within 1 nat" in text
+    assert "| mnist | 2 | -135.73 | -135.00 ± 0.50 (n = 3) |" in text
+    readme.write_text("# no markers\n")
+    with pytest.raises(ValueError, match="lacks the markers"):
+        update_readme(readme, tmp_path / "docs" / "results")

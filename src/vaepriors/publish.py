@@ -141,3 +141,69 @@ def publish(workdir: str | Path, out: str | Path, command: str) -> list[Path]:
         shutil.rmtree(final)
     out.rename(final)
     return [final / p.relative_to(out) for p in written]
+
+
+README_START = "<!-- published-results:start (scripts/publish_results.py --readme; do not edit) -->"
+README_END = "<!-- published-results:end -->"
+
+
+def _loglik_table(comparison: pd.DataFrame) -> list[str]:
+    """Rows d, per model: the paper's log-likelihood beside ours (mean ± sd, n)."""
+    ll = comparison[(comparison["metric"] == "loglik") & (comparison["status"] == "ok")]
+    if ll.empty:
+        return []
+    models = list(dict.fromkeys(ll["model"]))
+    head = "| dataset | d | " + " | ".join(f"{m} paper | {m} ours" for m in models) + " |"
+    lines = [head, "|---" * (2 + 2 * len(models)) + "|"]
+    for (dataset, d), rows in ll.groupby(["dataset", "latent_dim"], sort=True):
+        cells = []
+        for m in models:
+            r = rows[rows["model"] == m]
+            if r.empty:
+                cells += ["", ""]
+                continue
+            r = r.iloc[0]
+            sd = "" if pd.isna(r["ours_sd"]) else f" ± {r['ours_sd']:.2f}"
+            cells += [f"{r['paper']:.2f}", f"{r['ours_mean']:.2f}{sd} (n = {int(r['ours_n'])})"]
+        lines.append(f"| {dataset} | {d} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def readme_block(results_root: str | Path, readme_dir: str | Path) -> str:
+    """The README's published-results block: for every folder of results_root with a paper
+    comparison, its training budget, the log-likelihood beside the paper's and its figure."""
+    import json
+    import os
+
+    lines = [README_START]
+    for folder in sorted(Path(results_root).iterdir()):
+        csv = folder / "tables" / "paper_comparison.csv"
+        if not csv.exists():
+            continue
+        comparison = pd.read_csv(csv)
+        budget = json.loads((folder / "tables" / "paper_budget.json").read_text(encoding="utf-8"))
+        rel = os.path.relpath(folder, readme_dir)
+        lines += ["", f"**[{folder.name}]({rel}/summary.md)**: {budget.get('label') or 'no published protocol'}."]
+        table = _loglik_table(comparison)
+        if table:
+            ok = comparison[(comparison["status"] == "ok") & comparison["metric"].eq("loglik")]
+            within = ok["within_1_nat"].astype(str).str.lower().eq("true").sum()
+            sources = ", ".join(dict.fromkeys(ok["source"]))
+            lines += ["", f"Test log-likelihood (nats, importance-sampled), ours beside {sources}; "
+                      f"{within} of {len(ok)} within 1 nat "
+                      f"([all metrics]({rel}/tables/paper_comparison.md)):", "", *table]
+        if (folder / "figures" / "loglik.png").exists() and comparison["latent_dim"].nunique() > 1:
+            lines += ["", f"![log-likelihood against d, {folder.name}]({rel}/figures/loglik.png)"]
+    lines.append(README_END)
+    return "\n".join(lines)
+
+
+def update_readme(readme: str | Path, results_root: str | Path) -> None:
+    """Replace the block between the markers in the README with readme_block()."""
+    readme = Path(readme)
+    text = readme.read_text(encoding="utf-8")
+    if README_START not in text or README_END not in text:
+        raise ValueError(f"{readme}: lacks the markers {README_START!r} ... {README_END!r}")
+    before, rest = text.split(README_START, 1)
+    after = rest.split(README_END, 1)[1]
+    write_text(readme, before + readme_block(results_root, readme.parent) + after)
