@@ -309,12 +309,8 @@ def elbo_terms(
 @torch.no_grad()
 def posterior_means(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 1000) -> np.ndarray:
     """model.embed over ``x`` in batches: (N, code_dim) float64 array for clustering and k-NN."""
-    x = _as_float(x)
     with _eval_mode(model):
-        parts = [
-            model.embed(x[i : i + batch_size]).double().cpu() for i in range(0, len(x), batch_size)
-        ]
-    return torch.cat(parts).numpy()
+        return model.embed_all(_as_float(x), batch_size)
 
 
 def active_units(

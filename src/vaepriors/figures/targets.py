@@ -31,8 +31,15 @@ def run_files(config: dict, dataset: str, name: str = "model.pt", models=None, d
                                    seeds or config["seeds"])]
 
 
+def density_models(config: dict) -> list[str]:
+    """The configured families whose ex-post density is studied (``ex_post_density``: the AE)."""
+    from .. import families
+
+    return [m for m in config["models"] if families.get(m).ex_post_density]
+
+
 def has_density_study(config: dict) -> bool:
-    return "ae" in config["models"]
+    return bool(density_models(config))
 
 
 def figure_targets(config: dict) -> list[str]:
