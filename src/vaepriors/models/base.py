@@ -17,6 +17,16 @@ from .networks import decoder, encoder_body, init_output_bias
 EMBED_BATCH = 1000
 
 
+@torch.no_grad()
+def embed_all(model: nn.Module, x: torch.Tensor, batch_size: int = EMBED_BATCH) -> np.ndarray:
+    """``model.embed`` over a data set in batches on the model's device: (N, code_dim) float64.
+    Any module with an ``embed`` method (the evaluation also scores models of its tests)."""
+    param = next(model.parameters(), None)
+    device = x.device if param is None else param.device
+    return torch.cat([model.embed(x[s : s + batch_size].to(device)).double().cpu()
+                      for s in range(0, len(x), batch_size)]).numpy()
+
+
 class LatentVariableModel(nn.Module, metaclass=abc.ABCMeta):
     """Encoder body + family-specific posterior head, decoder, prior. See docs/design.md.
 
@@ -87,12 +97,9 @@ class LatentVariableModel(nn.Module, metaclass=abc.ABCMeta):
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         return self.posterior(x).mean
 
-    @torch.no_grad()
     def embed_all(self, x: torch.Tensor, batch_size: int = EMBED_BATCH) -> np.ndarray:
         """``embed`` over a data set in batches on the model's device: (N, code_dim) float64."""
-        device = self.decoder[-1].bias.device
-        return torch.cat([self.embed(x[s : s + batch_size].to(device)).double().cpu()
-                          for s in range(0, len(x), batch_size)]).numpy()
+        return embed_all(self, x, batch_size)
 
     # --- hooks of the pipeline (no-ops unless a family needs them) -------------------------------
     def before_training(self, trainer) -> None:
