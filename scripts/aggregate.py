@@ -3,11 +3,9 @@
 scripts/aggregate.py --metrics RUN.json ... --references REF.json ... --out-dir results/tables."""
 
 import argparse
-import json
 import sys
-from pathlib import Path
 
-from vaepriors.evaluation.tables import write_tables
+from vaepriors.evaluation.tables import MetricsFileError, read_metrics, write_tables
 
 
 def main(argv=None) -> int:
@@ -17,16 +15,20 @@ def main(argv=None) -> int:
     parser.add_argument("--out-dir", required=True)
     args = parser.parse_args(argv)
     references = {}
-    for path in args.references:
-        rows = json.loads(Path(path).read_text())
-        references[rows["dataset"]] = {k: rows[k] for k in ("pixel_kmeans", "pca_gmm")}
-    runs = []
-    for path in args.metrics:
-        run = json.loads(Path(path).read_text())
-        if run["dataset"] in references:
-            # Reference floors sit beside every clustering row of their dataset.
-            run["references"] = references[run["dataset"]]
-        runs.append(run)
+    try:
+        # Every file is read before any table is written: a damaged one stops the job empty-handed.
+        for path in args.references:
+            rows = read_metrics(path, required=("dataset", "pixel_kmeans", "pca_gmm"))
+            references[rows["dataset"]] = {k: rows[k] for k in ("pixel_kmeans", "pca_gmm")}
+        runs = []
+        for path in args.metrics:
+            run = read_metrics(path, required=("dataset", "model", "latent_dim", "seed"))
+            if run["dataset"] in references:
+                # Reference floors sit beside every clustering row of their dataset.
+                run["references"] = references[run["dataset"]]
+            runs.append(run)
+    except MetricsFileError as exc:
+        parser.exit(1, f"aggregate: error: {exc}\n")
     for path in write_tables(runs, args.out_dir):
         print(path)
     return 0

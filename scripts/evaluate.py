@@ -3,13 +3,15 @@
 --seed s  ${evaluate}   (the evaluate section of params.yaml as flags)."""
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 from vaepriors.cli import parse_script
+from vaepriors.data.prepare import ProcessedDataError
 from vaepriors.evaluation.run import evaluate_run
+from vaepriors.evaluation.tables import MetricsFileError, read_metrics
 from vaepriors.io import write_json
+from vaepriors.models import TorchFileError
 
 
 def main(argv=None) -> int:
@@ -20,9 +22,13 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--no-progress", action="store_true")
     args, cfg = parse_script(parser, argv, ["evaluate"])
-    run_config = json.loads((Path(args.model).parent / "config.json").read_text())
-    metrics = {key: run_config[key] for key in ("dataset", "model", "latent_dim", "code_dim", "seed")}
-    metrics.update(evaluate_run(args.model, args.data, args.seed, cfg, progress=not args.no_progress))
+    keys = ("dataset", "model", "latent_dim", "code_dim", "seed")
+    try:
+        run_config = read_metrics(Path(args.model).parent / "config.json", required=keys)
+        metrics = {key: run_config[key] for key in keys}
+        metrics.update(evaluate_run(args.model, args.data, args.seed, cfg, progress=not args.no_progress))
+    except (MetricsFileError, ProcessedDataError, TorchFileError) as exc:
+        parser.exit(1, f"evaluate: error: {exc}\n")
     metrics["evaluate"] = cfg
     write_json(args.out, metrics)
     print(f"{metrics['model']} d={metrics['latent_dim']} seed={metrics['seed']}: "

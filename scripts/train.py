@@ -9,6 +9,7 @@ import argparse
 import sys
 
 from vaepriors.cli import family_name, parse_script
+from vaepriors.data.prepare import ProcessedDataError
 from vaepriors.training.run import train_run
 
 
@@ -31,14 +32,17 @@ def main(argv=None) -> int:
         parser.error("--seeds needs --out-dirs with one directory per seed")
     if args.seed is not None and args.out_dir is None:
         parser.error("--seed needs --out-dir")
-    if args.seeds is not None:
-        from vaepriors.training.multiseed import train_group
+    try:
+        if args.seeds is not None:
+            from vaepriors.training.multiseed import train_group
 
-        records = train_group(args.data, args.out_dirs, args.dataset, args.model, args.latent_dim,
-                              args.seeds, cfg["train"], cfg["model"], progress=not args.no_progress)
-    else:
-        records = [train_run(args.data, args.out_dir, args.dataset, args.model, args.latent_dim,
-                             args.seed, cfg["train"], cfg["model"], progress=not args.no_progress)]
+            records = train_group(args.data, args.out_dirs, args.dataset, args.model, args.latent_dim,
+                                  args.seeds, cfg["train"], cfg["model"], progress=not args.no_progress)
+        else:
+            records = [train_run(args.data, args.out_dir, args.dataset, args.model, args.latent_dim,
+                                 args.seed, cfg["train"], cfg["model"], progress=not args.no_progress)]
+    except ProcessedDataError as exc:
+        parser.exit(1, f"train: error: {exc}\n")
     for record in records:
         print(f"{args.model} d={args.latent_dim} seed={record['seed']}: best val ELBO "
               f"{record['best_val_elbo']:.2f} at epoch {record['best_epoch']} ({record['stop_reason']})")

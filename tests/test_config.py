@@ -8,7 +8,10 @@ import yaml
 from vaepriors.config import (
     REPO_ROOT,
     ConfigError,
+    apply_overrides,
+    coerce_overrides,
     load_params,
+    load_schema,
     parse_section,
     parse_sections,
     to_flags,
@@ -32,6 +35,9 @@ def test_default_and_quick_validate():
         ({"models": ["nvae", "flow"]}, "models.1"),
         ({"evaluate": {"importance_samples": "many"}}, "evaluate.importance_samples"),
         ({"train": {"learning_rate": 0.1}}, "train.learning_rate"),
+        ({"train": {"lr": float("nan")}}, "train.lr"),
+        ({"train": {"lr": float("inf")}}, "train.lr"),
+        ({"evaluate": {"ae_scale_grid": [0.1, float("-inf")]}}, "evaluate.ae_scale_grid.1"),
     ],
 )
 def test_schema_rejects_bad_value_naming_the_key(tmp_path, override, key):
@@ -75,3 +81,44 @@ def test_parse_sections_routes_keys_and_rejects_unknown():
         parse_sections(["--learning_rate", "1"], ["train", "model"])
     with pytest.raises(ConfigError, match=r"train\.lr"):
         parse_section(shlex.split(to_flags({**cfg["train"], "lr": -0.1})), "train")
+
+
+@pytest.mark.parametrize("text", ["train:\n  lr: .nan\n", "train:\n  lr: .inf\n", "train:\n  lr: -.inf\n"])
+def test_non_finite_numbers_are_refused(tmp_path, text):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text)
+    with pytest.raises(ConfigError, match=r"train\.lr: -?(nan|inf) is not a finite number"):
+        load_params(REPO_ROOT / "params.yaml", bad)
+    with pytest.raises(ConfigError, match=r"train\.lr: nan is not a finite number"):
+        parse_section(shlex.split(to_flags({**load_params()["train"], "lr": "nan"})), "train")
+
+
+def test_config_overrides_are_typed_by_the_schema():
+    # What Snakemake's --config hands over for seeds='[0,1]' 'train={lr: 5e-4, device: cpu}' ...
+    raw = {"seeds": ["0", "1"], "latent_dims": ["2"], "datasets": ["digits"],
+           "train": {"lr": "5e-4", "max_epochs": "3", "device": "cpu"},
+           "data": {"mirrors": ["/srv/mnist"]},
+           "evaluate": {"ae_scale_grid": ["0.1", "1"], "decoder_kernel": "torch"},
+           "not_in_schema": "7"}
+    typed = coerce_overrides(raw)
+    assert typed["seeds"] == [0, 1] and typed["latent_dims"] == [2] and typed["datasets"] == ["digits"]
+    assert typed["train"] == {"lr": 5e-4, "max_epochs": 3, "device": "cpu"}
+    assert isinstance(typed["train"]["max_epochs"], int)
+    assert typed["data"]["mirrors"] == ["/srv/mnist"]  # strings stay strings
+    assert typed["evaluate"]["ae_scale_grid"] == [0.1, 1] and typed["evaluate"]["decoder_kernel"] == "torch"
+    assert typed["not_in_schema"] == "7"
+
+
+def test_config_overrides_merge_nested_keys_and_validate():
+    cfg = load_params()
+    apply_overrides(cfg, {"seeds": ["0", "1"], "train": {"lr": "0.0005"}})
+    assert cfg["seeds"] == [0, 1] and cfg["train"]["lr"] == 0.0005
+    assert cfg["train"]["batch_size"] == 64  # the other train keys are kept
+    from vaepriors.config import validate
+    validate(cfg, load_schema())
+    # a value that does not parse stays a string, for validation to name
+    apply_overrides(cfg, {"seeds": ["0", "x"], "train": {"lr": ".nan"}})
+    with pytest.raises(ConfigError) as info:
+        validate(cfg, load_schema())
+    assert "seeds.1: 'x' is not of type 'integer'" in str(info.value)
+    assert "train.lr: nan is not a finite number" in str(info.value)

@@ -2,7 +2,8 @@
 """Write results/summary.md: evaluation tables, figures and a generated paragraph per study.
 scripts/figures/summary.py --out results/summary.md --loglik L.csv --clustering C.csv --knn K.csv
 --tables-md T.md ... --figures F.png ... --sample-quality Q.csv --classifiers C.json ...
---density A.csv ... --weights W.csv ..."""
+--density A.csv ... --weights W.csv ... [--comparison paper_comparison.csv --pattern
+paper_pattern.csv --budget paper_budget.json]"""
 
 import argparse
 import json
@@ -11,6 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from vaepriors.evaluation.replication import replication_paragraph
+from vaepriors.evaluation.tables import read_metrics
 from vaepriors.figures import summary as S
 from vaepriors.figures.cli import parse
 
@@ -32,10 +35,16 @@ def main(argv=None) -> int:
     parser.add_argument("--classifiers", nargs="*", default=[])
     parser.add_argument("--density", nargs="*", default=[])
     parser.add_argument("--weights", nargs="*", default=[])
+    parser.add_argument("--comparison", help="paper_comparison.csv (scripts/compare_paper.py)")
+    parser.add_argument("--pattern", help="paper_pattern.csv")
+    parser.add_argument("--budget", help="paper_budget.json")
     args, _ = parse(parser, argv, section=None)
     classifiers = {Path(p).stem: json.loads(Path(p).read_text()) for p in args.classifiers}
     quality, density, weights = _concat(args.sample_quality), _concat(args.density), _concat(args.weights)
     paragraphs = {
+        "replication": replication_paragraph(
+            pd.read_csv(args.comparison), pd.read_csv(args.pattern),
+            read_metrics(args.budget, required=("label",)).get("label", "")) if args.comparison else "",
         "loglik": S.loglik_paragraph(pd.read_csv(args.loglik)),
         "clustering": S.clustering_paragraph(pd.read_csv(args.clustering)),
         "knn": S.knn_paragraph(pd.read_csv(args.knn)),
@@ -44,7 +53,8 @@ def main(argv=None) -> int:
         "weights": S.weights_paragraph(weights) if len(weights) else "",
     }
     # The evaluation stage writes each table as .csv and .md side by side.
-    evaluation_md = [Path(p).with_suffix(".md") for p in (args.loglik, args.clustering, args.knn)]
+    evaluation_md = [Path(p).with_suffix(".md")
+                     for p in (args.loglik, args.clustering, args.knn, args.comparison) if p]
     tables_md = [p for p in evaluation_md if p.exists()] + [Path(p) for p in args.tables_md]
     tables_md = list(dict.fromkeys(p.resolve() for p in tables_md))  # given twice: listed once
     S.build_summary(args.out, figures=args.figures, tables_md=tables_md, paragraphs=paragraphs)

@@ -10,10 +10,11 @@ is driven by the schema, which also validates the result.
 from __future__ import annotations
 
 import copy
+import math
 import platform
 import shlex
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -80,13 +81,100 @@ def _message(error: jsonschema.ValidationError) -> str:
     return error.message
 
 
+def _non_finite(cfg: Any, path: tuple = ()) -> Iterator[tuple[tuple, float]]:
+    """(key path, value) of every NaN or infinite number: JSON Schema's bounds cannot refuse NaN
+    (every comparison with it is false), and no setting here is meaningful at infinity."""
+    if isinstance(cfg, float) and not math.isfinite(cfg):
+        yield path, cfg
+    elif isinstance(cfg, Mapping):
+        for key, value in cfg.items():
+            yield from _non_finite(value, (*path, key))
+    elif isinstance(cfg, (list, tuple)):
+        for i, value in enumerate(cfg):
+            yield from _non_finite(value, (*path, i))
+
+
 def validate(cfg: Any, schema: dict, where: str = "params.yaml", prefix: str = "") -> None:
     """Raise ConfigError naming the first offending key of ``cfg`` (all errors listed)."""
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(cfg), key=lambda e: list(e.absolute_path))
-    if errors:
-        lines = [f"{_key_path(e, prefix)}: {_message(e)}" for e in errors]
+    lines = [f"{_key_path(e, prefix)}: {_message(e)}" for e in errors]
+    for path, value in _non_finite(cfg):
+        key = ".".join(str(p) for p in ((prefix,) if prefix else ()) + path)
+        lines.append(f"{key}: {value} is not a finite number")
+    if lines:
         raise ConfigError(f"invalid configuration in {where}:\n  " + "\n  ".join(lines))
+
+
+# --- command-line overrides: Snakemake's --config ------------------------------------------------
+
+def _coerce(value: Any, schema: dict) -> Any:
+    """``value`` with the strings in it read as the types ``schema`` asks for, where they parse.
+
+    Snakemake reads the value of ``--config key=value`` as YAML without types when it is a list or
+    a mapping (``seeds='[0,1]'`` gives ``['0', '1']``), so the schema supplies them. A string that
+    does not parse is left as it is, for the validation to name."""
+    kinds = schema.get("type")
+    kinds = kinds if isinstance(kinds, list) else [kinds]
+    if isinstance(value, Mapping) and "object" in kinds:
+        props = schema.get("properties", {})
+        rest = schema.get("additionalProperties")
+        rest = rest if isinstance(rest, dict) else {}
+        return {k: _coerce(v, props.get(k, rest)) for k, v in value.items()}
+    if isinstance(value, (list, tuple)) and "array" in kinds:
+        return [_coerce(v, schema.get("items", {})) for v in value]
+    if not isinstance(value, str) or "string" in kinds:
+        return value
+    for kind in kinds:
+        parsed = _parse_scalar(value, kind)
+        if parsed is not _NO_PARSE:
+            return parsed
+    return value
+
+
+_NO_PARSE = object()
+
+
+def _parse_scalar(text: str, kind: str | None) -> Any:
+    if kind == "integer":
+        try:
+            return int(text)
+        except ValueError:
+            return _NO_PARSE
+    if kind == "number":
+        for parse in (int, float):
+            try:
+                return parse(text)
+            except ValueError:
+                pass
+        # YAML's spellings: .nan, .inf (refused later as not finite, with the key named)
+        parsed = yaml.safe_load(text) if text.strip() else None
+        return parsed if isinstance(parsed, float) else _NO_PARSE
+    if kind in ("boolean", "null", "array", "object"):
+        try:
+            parsed = yaml.safe_load(text)
+        except yaml.YAMLError:
+            return _NO_PARSE
+        wanted = {"boolean": bool, "null": type(None), "array": list, "object": dict}[kind]
+        return parsed if isinstance(parsed, wanted) else _NO_PARSE
+    return _NO_PARSE
+
+
+def coerce_overrides(overrides: Mapping, schema: dict | None = None) -> dict:
+    """Snakemake's ``--config`` values, typed by the params schema (``'0'`` -> 0 where an integer
+    is expected, ``'.nan'`` -> nan where a number is); keys outside the schema pass unchanged."""
+    return _coerce(dict(overrides), schema or load_schema())
+
+
+def apply_overrides(config: dict, overrides: Mapping, schema: dict | None = None) -> dict:
+    """Merge the typed ``overrides`` into ``config`` in place (nested keys merge, lists replace),
+    as Snakemake merges ``--config`` into the configfile's values; returns ``config``."""
+    for key, value in coerce_overrides(overrides, schema).items():
+        if isinstance(value, dict) and isinstance(config.get(key), dict):
+            config[key] = deep_merge(config[key], value)
+        else:
+            config[key] = value
+    return config
 
 
 def deep_merge(base: dict, override: dict) -> dict:
@@ -207,6 +295,18 @@ def _is_number(token: str) -> bool:
         return False
 
 
+def cpu_model() -> str:
+    """The CPU's model name (benchmarks and results are compared per machine)."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def run_metadata(**extra: Any) -> dict:
     """Versions and host facts recorded next to every result."""
     import numpy
@@ -224,6 +324,7 @@ def run_metadata(**extra: Any) -> dict:
         "scipy": scipy.__version__,
         "scikit-learn": sklearn.__version__,
         "platform": platform.platform(),
+        "cpu": cpu_model(),
         "torch_threads": torch.get_num_threads(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }

@@ -34,6 +34,7 @@ def atomic_path(path: str | Path, suffix: str = ".tmp", fsync: bool = False, pre
 
 
 def write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) through a temporary file in the same folder, then rename."""
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return Path(path)

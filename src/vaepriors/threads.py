@@ -10,8 +10,8 @@ from contextlib import contextmanager
 def limit_threads(threads: int) -> None:
     """Cap torch and the BLAS/OpenMP pools (numpy, scikit-learn) at the job's thread count.
 
-    On a shared or loaded machine idle OpenBLAS threads spin; uncapped, small GMM and k-means fits
-    ran about a hundred times slower (measured on the quick profile)."""
+    On a shared or loaded machine idle OpenBLAS threads spin, and uncapped small GMM and k-means
+    fits slow down by orders of magnitude."""
     import torch
     from threadpoolctl import threadpool_limits
 
@@ -32,10 +32,9 @@ def flush_denormals() -> Iterator[None]:
     """Flush denormal floats to zero on the calling thread (x86 FTZ/DAZ), restoring the previous mode.
 
     As a VAE trains, some weights, gradients and Adam moments decay below float32's normal range;
-    arithmetic on such values takes a slow microcode path. Measured here (N-VAE, batch 64, one
-    thread, Fashion-MNIST): an epoch slows from 0.61 s to 0.87 s over its first 10 epochs without
-    flushing, and stays at 0.62-0.64 s with it. Values below 1.2e-38 become 0, which changes no
-    result beyond float rounding. Threads of torch's pool inherit the mode only when they are
+    arithmetic on such values takes a slow microcode path, so epochs slow down as training goes on
+    (benchmarks/README.md). Values below 1.2e-38 become 0, which changes no result beyond float
+    rounding. Threads of torch's pool inherit the mode only when they are
     created inside the block (as in a job process, whose first parallel work happens here)."""
     import torch
 

@@ -5,6 +5,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from vaepriors import families  # noqa: E402
 from vaepriors.config import load_schema, to_flags, validate as validate_families  # noqa: E402
+from vaepriors.figures import targets as T  # noqa: E402
 
 # The Snakefile's validate() reads the schema file, whose family enum is left to the registry:
 # check config["models"] against the registered families (plugins included) here.
@@ -28,13 +29,8 @@ def flags(*sections):
 
 
 def runs(pattern):
-    return expand(
-        pattern,
-        dataset=config["datasets"],
-        model=config["models"],
-        dim=config["latent_dims"],
-        seed=config["seeds"],
-    )
+    """The pattern for every run of the grid (latent_dims_by_model may drop some products)."""
+    return [pattern.format(dataset=ds, model=m, dim=d, seed=s) for ds, m, d, s in T.grid(config)]
 
 
 def all_targets():
@@ -43,6 +39,8 @@ def all_targets():
         "results/tables/clustering.csv",
         "results/tables/knn.csv",
         "results/tables/summary.json",
+        "results/tables/paper_comparison.csv",
+        "results/tables/paper_comparison.md",
     ]
     targets += figure_targets()
     return targets

@@ -68,3 +68,33 @@ rule aggregate:
     shell:
         "python {input.script} --metrics {input.metrics} --references {input.references}"
         " --out-dir results/tables 2> {log}"
+
+
+# Our tables beside published numbers (workflow/references/): the replication verdict.
+rule paper_comparison:
+    input:
+        script="scripts/compare_paper.py",
+        tables=["results/tables/loglik.csv", "results/tables/clustering.csv",
+                "results/tables/knn.csv"],
+        references="workflow/references/tables",
+        protocols="workflow/references/protocols",
+        configs=runs(f"results/models/{RUN}/config.json"),
+    output:
+        csv="results/tables/paper_comparison.csv",
+        md="results/tables/paper_comparison.md",
+        pattern="results/tables/paper_pattern.csv",
+        budget="results/tables/paper_budget.json",
+    params:
+        importance_samples=config["evaluate"]["importance_samples"],
+    log:
+        "results/logs/paper_comparison.log",
+    conda:
+        "../envs/vaepriors.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    shell:
+        "python {input.script} --tables {input.tables} --references {input.references}"
+        " --protocols {input.protocols} --run-configs {input.configs}"
+        " --importance-samples {params.importance_samples} --out-dir results/tables 2> {log}"

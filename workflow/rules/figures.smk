@@ -2,8 +2,6 @@
 # Every figure is written as PNG (in the report) and PDF; library code in src/vaepriors/figures
 # (file names in vaepriors.figures.targets), thin CLIs in scripts/figures, captions in
 # workflow/report.
-from vaepriors.figures import targets as T  # noqa: E402  (src is on sys.path: common.smk)
-
 FIG = T.FIG
 STUDIES = T.STUDIES
 FIG_SCRIPTS = "scripts/figures"
@@ -90,6 +88,8 @@ rule figure_loglik:
     input:
         script=f"{FIG_SCRIPTS}/results_figures.py",
         table="results/tables/loglik.csv",
+        references="workflow/references/tables",
+        budget="results/tables/paper_budget.json",
     output:
         png=report(f"{FIG}/loglik.png", caption="../report/loglik.rst",
                    category="1 Log-likelihood", labels={"figure": "test log-likelihood vs d"}),
@@ -103,7 +103,8 @@ rule figure_loglik:
         mem_mb=1000,
         runtime=10,
     shell:
-        "python {input.script} --kind loglik --table {input.table} --out {output.png} 2> {log}"
+        "python {input.script} --kind loglik --table {input.table} --out {output.png}"
+        " --references {input.references} --budget {input.budget} 2> {log}"
 
 
 rule figure_clustering:
@@ -227,7 +228,7 @@ rule ae_density:
 rule figure_ae_density:
     input:
         script=f"{FIG_SCRIPTS}/plot_ae_density.py",
-        tables=lambda w: [f"{STUDIES}/{w.dataset}/ae_density_d{d}.csv" for d in config["latent_dims"]],
+        tables=lambda w: [f"{STUDIES}/{w.dataset}/ae_density_d{d}.csv" for d in T.density_dims(config)],
     output:
         png=report(f"{FIG}/{{dataset}}/ae_density.png", caption="../report/ae_density.rst",
                    category="7 AE ex-post density", labels={"dataset": "{dataset}", "figure": "density vs n"}),
@@ -297,6 +298,9 @@ rule summary:
         classifiers=expand("results/classifier/{dataset}.json", dataset=config["datasets"]),
         density=T.summary_density(config),
         weights=T.summary_weights(config),
+        comparison="results/tables/paper_comparison.csv",
+        pattern="results/tables/paper_pattern.csv",
+        budget="results/tables/paper_budget.json",
     output:
         "results/summary.md",
     log:
@@ -312,4 +316,5 @@ rule summary:
         " --clustering {input.clustering} --knn {input.knn} --tables-md {input.tables_md}"
         " --figures {input.figures} --sample-quality {input.sample_quality}"
         " --classifiers {input.classifiers} --density {input.density} --weights {input.weights}"
+        " --comparison {input.comparison} --pattern {input.pattern} --budget {input.budget}"
         " 2> {log}"

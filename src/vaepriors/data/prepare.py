@@ -263,19 +263,24 @@ def prepare_dataset(name: str, raw_dir: str | Path, out_path: str | Path, split_
 def load_processed(path: str | Path) -> dict[str, np.ndarray]:
     """Load a prepared .npz and check keys, dtypes and shapes; errors name the file and key."""
     path = Path(path)
+    # Snakemake never rebuilds a damaged file by itself: it is newer than its inputs.
+    rebuild = (f"Rebuild it with `snakemake --cores 1 --force {path}` (plus the --configfile you "
+               "run with); the jobs that read it then rerun too")
     if not path.is_file():
-        raise ProcessedDataError(f"{path}: not found; run scripts/prepare.py to create it")
+        raise ProcessedDataError(f"{path}: not found. {rebuild}")
     try:
         with np.load(path, allow_pickle=False) as npz:
             data = {key: npz[key] for key in npz.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise ProcessedDataError(f"{path}: not a readable .npz file ({exc})") from None
+        # NumPy's message for a non-archive advises allow_pickle=True: unsafe, so not passed on.
+        why = "not an .npz archive" if "allow_pickle" in str(exc) else str(exc)
+        raise ProcessedDataError(f"{path}: not a readable .npz file ({why}). {rebuild}") from None
     missing = [key for key in KEYS if key not in data]
     if missing:
-        raise ProcessedDataError(f"{path}: missing keys {missing}")
+        raise ProcessedDataError(f"{path}: missing keys {missing}. {rebuild}")
 
     def fail(key: str, what: str):
-        raise ProcessedDataError(f"{path}: key {key!r}: {what}")
+        raise ProcessedDataError(f"{path}: key {key!r}: {what}. {rebuild}")
 
     shape, n_classes = data["image_shape"], data["n_classes"]
     if shape.shape != (2,) or shape.dtype != np.int64 or (shape <= 0).any():

@@ -94,11 +94,9 @@ def _unit_vector(m, dtype, device):
 
 # Proposals drawn per pending row and round: up to _MAX_PROPOSALS, while a round has at most
 # _ROUND_ELEMENTS of them.  Small batches (training) thus mostly finish in one round (the
-# acceptance rate is >= ~0.68 for every m and kappa, so 3 proposals all fail with p < 0.033, and
-# typically far less), which saves the per-round work at the price of a few extra Beta draws;
-# large batches (evaluation) draw one proposal per row.  With the compiled CPU path a round is
-# cheap and torch's Beta draws are not (~40 ns each, ~150 inside a training step): measured in an
-# S-VAE step at batch 64, 2 or 3 proposals beat 1 and 5 by ~20-40 us.
+# acceptance rate is >= ~0.68 for every m and kappa, so 3 proposals all fail with p < 0.033),
+# trading a few extra Beta draws for fewer rounds; large batches (evaluation) draw one proposal
+# per row.  The value is the fastest S-VAE training step of benchmarks/bench_speed.py.
 _MAX_PROPOSALS = 3
 _ROUND_ELEMENTS = 4096
 

@@ -1,18 +1,18 @@
 """The per-row work of a vMF draw as compiled loops (numba), for tensors on the CPU.
 
 At training batch sizes (tens of rows) a vMF draw is a few hundred operations on a few dozen
-numbers each, so in torch its cost is the per-operation overhead (~2 us per op inside a training
-step), not arithmetic. Here the same float64 math as vmf.py's torch functions runs as one
-compiled loop per piece: the Bessel values log I_v and I_{v+1}/I_v (bessel.py's algorithm),
-the acceptance step of Wood's sampler, the implicit gradient dw/dkappa, the Householder map
-with its hand-written backward, the entropy with its slope, and the head transform. Inside a
+numbers each, so in torch its cost is the per-operation overhead, not arithmetic. Here the same
+float64 math as vmf.py's torch functions runs as one compiled loop per piece: the Bessel values
+log I_v and I_{v+1}/I_v (bessel.py's algorithm), the acceptance step of Wood's sampler, the
+implicit gradient dw/dkappa, the Householder map with its hand-written backward, the entropy with
+its slope, and the head transform. Inside a
 training step each call costs several times what it costs alone (the step's weights evict the
 caches between calls), so the pieces are few calls each. The random draws still come from
 torch's generator, in the same calls and order as the torch functions make them, so a seed gives
 the same draws on either path; tests/test_vmf.py checks that both paths agree to a few ulps. The
 torch functions stay the reference and run on other devices.
 
-numba compiles each kernel on first use (~2 s in all) and caches it beside this file.
+numba compiles each kernel on first use (seconds) and caches it beside this file.
 """
 
 from __future__ import annotations
@@ -173,7 +173,7 @@ def _bits_float(typingctx, i):
 # Polynomial sin, log and exp for the dw/dkappa quadrature: libm's are calls the compiler cannot
 # vectorise, and they were most of the quadrature's time. These are the textbook reductions with
 # Taylor / atanh series carried past float64 resolution (<= 1 ulp against libm over their ranges,
-# tested); the quadrature's node loop then runs four nodes per instruction (~1.8x faster).
+# tested), so that the quadrature's node loop runs several nodes per instruction.
 _LN2_HI = 6.93147180369123816490e-01  # ln 2 with its low bits zero, so n * _LN2_HI is exact
 _LN2_LO = 1.90821492927058770002e-10
 _SIN_TAYLOR = tuple((-1) ** k / math.factorial(2 * k + 1) for k in range(1, 9))  # x^3 ... x^17
@@ -382,9 +382,9 @@ def _entropy_kernel(kappa, log_kappa, log_iv, ratio, m, value, slope):
 def entropy_and_slope(kappa: np.ndarray, log_iv: np.ndarray, ratio: np.ndarray, m: int):
     """(H(kappa) in kappa's dtype, dH/dkappa in float64), from float64 (log I_{m/2-1}, A_m)."""
     k = np.asarray(kappa, dtype=np.float64).reshape(-1)
-    # log kappa from NumPy's vectorised log, as the NumPy path before this kernel took it: libm's
-    # (math.log) differed from torch's in a last bit where NumPy's did not (tests/test_vmf.py,
-    # m = 41), and in float32 that flips the rounding of a H of ~16, ~1e4 ulps of a KL of ~1e-4
+    # log kappa from NumPy's vectorised log, which agrees with torch's to the last bit where libm's
+    # (math.log) does not (tests/test_vmf.py, m = 41): in float32 one bit flips the rounding of an
+    # H of ~16, ~1e4 ulps of a KL of ~1e-4
     value, slope = np.empty(k.shape, dtype=kappa.dtype), np.empty(k.shape)
     _entropy_kernel(k, np.log(k), np.ascontiguousarray(log_iv).reshape(-1),
                     np.ascontiguousarray(ratio).reshape(-1), m, value, slope)

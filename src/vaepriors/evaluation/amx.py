@@ -1,12 +1,11 @@
 """The decoder's -log p(x|z) on Intel AMX (see amx_kernels.c for the arithmetic).
 
 On a CPU with AMX (Sapphire Rapids and later) the log-likelihood evaluation is almost all decoder
-GEMM, which float32 AVX-512 runs at ~160 GFLOP/s per core. The kernel splits every float32 operand
-into two bfloat16 and sums three bfloat16 products in float32 on the AMX unit ("bf16x3"), then turns
-the logits into softplus sums without writing them out. Against float64 arithmetic the per-code
--log p(x|z) of a trained 784-256-128 decoder is off by at most ~2e-4 nats (mean 3e-5), against
-1.3e-5 (mean 2.6e-6) for torch's float32 path; both are far below the Monte Carlo error of the
-importance-sampled estimate. Speed per 1337-code block, one thread: 2.0 ms vs 5.6 ms.
+GEMM, bound by the float32 GEMM rate. The kernel splits every float32 operand into two bfloat16 and
+sums three bfloat16 products in float32 on the AMX unit ("bf16x3"), then turns the logits into
+softplus sums without writing them out. Against float64 arithmetic the per-code -log p(x|z) of a
+trained 784-256-128 decoder is off by under 1e-3 nats, far below the Monte Carlo error of the
+importance-sampled estimate (tests/test_amx.py; speed and accuracy in benchmarks/README.md).
 
 The kernel is C compiled on first use with the system's C compiler (``$CC``, else ``cc``) into a
 cache directory (``$VAEPRIORS_CACHE``, else ``~/.cache/vaepriors``), keyed by a hash of the source

@@ -40,10 +40,8 @@ _SEED_HIGH = 2**62
 # decoded pixels, and large enough that the per-block Python overhead is negligible.
 SAMPLE_BLOCK_ELEMENTS = 2**20
 # On CPU a chunk is decoded a block of codes at a time, each block's logits (4 MB) turned into
-# log-likelihoods while they are still in the core's cache (2 MB L2 per core on the Xeon measured,
-# 480 MB L3) instead of streaming a whole chunk through memory once per elementwise pass. Measured
-# at 784 pixels, 1 thread: 2^18, 2^19, 2^20, 2^21 values per block give 215k, 222k, 225k, 226k
-# (point, sample) pairs/s; smaller blocks lose to GEMM edge effects, larger ones gain little.
+# log-likelihoods while they are still in cache, instead of streaming a whole chunk through memory
+# once per elementwise pass; smaller blocks lose to GEMM edge effects (benchmarks/README.md).
 CPU_BLOCK_ELEMENTS = 2**20
 
 
@@ -116,7 +114,7 @@ def _neg_log_likelihood_(logits: torch.Tensor, x: torch.Tensor, signs: torch.Ten
 
     Binary x (``signs`` = 1 - 2x): each pixel's -log p is softplus(sign * logit), formed without
     the cancellation of the BCE form, as log1p(exp(.)) in place: two vectorised passes that together
-    cost less than torch's softplus kernel (1.4 ns per value here). exp overflows float32 only for a
+    cost less than torch's softplus kernel. exp overflows float32 only for a
     value above ~88.7, where the pixel's true -log p is that value; such a sum comes out +inf, and
     _redo_overflowed_ recomputes it with the stable softplus. Pixels are summed in float32 in
     groups of 16, the groups in float64. Against float64 arithmetic on the same logits this is at

@@ -194,6 +194,28 @@ def write_tables(metrics: list[dict], out_dir: str | Path) -> list[Path]:
     return [*written, path]
 
 
+class MetricsFileError(ValueError):
+    """A JSON result file (per-run metrics, references, run config) is unreadable or malformed;
+    the message names it."""
+
+
+def read_metrics(path: str | Path, required: tuple[str, ...] = ("dataset",)) -> dict:
+    """One JSON result file; a damaged one is a MetricsFileError naming it and how to regenerate it."""
+    path = Path(path)
+    hint = (f"Regenerate it: rerun your snakemake command with `--forcerun {path}` "
+            f"(e.g. `snakemake --cores all --forcerun {path}`)")
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise MetricsFileError(f"{path}: not found. {hint}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MetricsFileError(f"{path}: not a readable JSON file ({exc}). {hint}") from None
+    missing = [key for key in required if not isinstance(obj, dict) or key not in obj]
+    if missing:
+        raise MetricsFileError(f"{path}: missing keys {missing}. {hint}")
+    return obj
+
+
 def load_metrics(root: str | Path) -> list[dict]:
     """Every metrics JSON under root (results/metrics), in path order."""
-    return [json.loads(p.read_text(encoding="utf-8")) for p in sorted(Path(root).rglob("*.json"))]
+    return [read_metrics(p) for p in sorted(Path(root).rglob("*.json"))]

@@ -169,9 +169,18 @@ def save_classifier(clf: FeatureClassifier, path: str | Path) -> None:
 
 
 def load_classifier(path: str | Path) -> FeatureClassifier:
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    clf = FeatureClassifier(**payload["kwargs"])
-    clf.load_state_dict(payload["state_dict"])
+    """The feature classifier; an unreadable file is a TorchFileError naming it."""
+    from ..models import TorchFileError, read_torch_file, regenerate_hint
+
+    try:
+        payload = read_torch_file(path)
+        clf = FeatureClassifier(**payload["kwargs"])
+        clf.load_state_dict(payload["state_dict"])
+    except TorchFileError as exc:
+        raise TorchFileError(f"{exc}. {regenerate_hint(path)}") from None
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise TorchFileError(f"{path}: not a feature classifier ({type(exc).__name__}: {exc}). "
+                             f"{regenerate_hint(path)}") from None
     return clf.eval()
 
 

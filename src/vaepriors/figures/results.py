@@ -16,12 +16,6 @@ from . import style
 
 REFERENCE_MODELS = {"pixel_kmeans": "k-means on pixels", "pca_gmm": "GMM on 10 PCA components"}
 
-# Davidson et al. (2018), Table 1, dynamically binarised MNIST (their d: S^d for the S-VAE).
-DAVIDSON_2018_MNIST = {
-    "nvae": {2: -135.73, 5: -110.21, 10: -93.84, 20: -88.90, 40: -88.93},
-    "svae": {2: -132.50, 5: -108.43, 10: -93.16, 20: -89.02, 40: -90.87},
-}
-
 
 def table_models(wide: pd.DataFrame) -> list[str]:
     return [c[: -len("_mean")] for c in wide.columns if c.endswith("_mean")]
@@ -43,8 +37,11 @@ def _errorbar(ax, block: pd.DataFrame, model: str, i: int, n: int) -> None:
 
 
 def plot_loglik(wide: pd.DataFrame, out: str | Path, metric: str = "loglik",
-                show_paper: bool = True) -> list[Path]:
-    """One panel per dataset: mean test log p(x) (nats) against d, error bars = sd over seeds."""
+                references: pd.DataFrame | None = None, note: str = "") -> list[Path]:
+    """One panel per dataset: mean test log p(x) (nats) against d, error bars = sd over seeds.
+    ``references`` (vaepriors.evaluation.replication.load_references) adds the published points
+    of the same dataset, model and metric as open grey markers; ``note`` goes under the panels
+    (e.g. that the run used a smaller budget than the paper)."""
     wide = wide[wide["metric"] == metric]
     datasets = list(dict.fromkeys(wide["dataset"]))
     models = style.ordered_models(m for m in table_models(wide) if m not in REFERENCE_MODELS)
@@ -53,20 +50,27 @@ def plot_loglik(wide: pd.DataFrame, out: str | Path, metric: str = "loglik",
         block = wide[wide["dataset"] == dataset]
         for i, model in enumerate(models):
             _errorbar(ax, block, model, i, len(models))
-        if show_paper and dataset == "mnist":
-            for model, values in DAVIDSON_2018_MNIST.items():
-                dims = [d for d in values if d in set(block["latent_dim"])]
-                if dims and model in models:
-                    ax.plot(dims, [values[d] for d in dims], linestyle="none",
-                            marker=style.MARKERS[model], markerfacecolor="none",
-                            markeredgecolor="#777777", markersize=7,
-                            label=f"{style.model_label(model)}, Davidson et al. 2018")
+        if references is not None:
+            _paper_points(ax, references, dataset, metric, models, set(block["latent_dim"]))
         style.latent_dim_axis(ax, block["latent_dim"])
         ax.set_ylabel("test log-likelihood log p(x) (nats)")
         ax.set_title(style.dataset_label(dataset))
+    if note:
+        fig.suptitle(note, fontsize="small", wrap=True)
     fig.tight_layout()
     style.legend_below(fig, axes, ncol=4)
     return style.save(fig, out)
+
+
+def _paper_points(ax, refs: pd.DataFrame, dataset: str, metric: str, models: list[str],
+                  dims: set) -> None:
+    rows = refs[(refs["dataset"] == dataset) & (refs["metric"] == metric)
+                & refs["latent_dim"].isin(dims) & refs["model"].isin(models)]
+    for (source, model), part in rows.groupby(["source", "model"], sort=False):
+        part = part.sort_values("latent_dim")
+        ax.plot(part["latent_dim"], part["value"], linestyle="none",
+                marker=style.MARKERS.get(model, "x"), markerfacecolor="none", markeredgecolor="#777777",
+                markersize=7, label=f"{style.model_label(model)}, {source}")
 
 
 CLUSTER_METRICS = {"cluster_acc": "accuracy (Hungarian)", "cluster_nmi": "NMI", "cluster_ari": "ARI"}

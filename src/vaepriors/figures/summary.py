@@ -280,6 +280,7 @@ def weights_paragraph(table: pd.DataFrame) -> str:
 # --- document ------------------------------------------------------------------------------------
 
 SECTIONS = [
+    ("replication", "Replication", [], ["paper_comparison"]),
     ("loglik", "1. Test log-likelihood", ["loglik"], ["loglik"]),
     ("clustering", "2. Clustering", ["clustering"], ["clustering"]),
     ("knn", "3. k-NN classification on latent means", [], ["knn"]),

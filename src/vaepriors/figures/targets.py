@@ -3,8 +3,6 @@ holds rules only). Every function takes the Snakemake ``config`` dict; nothing h
 
 from __future__ import annotations
 
-from itertools import product
-
 FIG = "results/figures"
 STUDIES = "results/studies"
 TABLES = "results/tables"
@@ -23,12 +21,29 @@ def max_dim(config: dict) -> int:
     return max(config["latent_dims"])
 
 
+def dims_of(config: dict, model: str) -> list[int]:
+    """The latent dims a model is trained at: latent_dims, or its latent_dims_by_model entry."""
+    dims = config.get("latent_dims_by_model", {}).get(model, config["latent_dims"])
+    stray = sorted(set(dims) - set(config["latent_dims"]))
+    if stray:
+        raise ValueError(f"latent_dims_by_model.{model}: {stray} not in latent_dims "
+                         f"{config['latent_dims']}")
+    return [d for d in config["latent_dims"] if d in dims]
+
+
+def grid(config: dict) -> list[tuple[str, str, int, int]]:
+    """Every run (dataset, model, dim, seed) of the configuration, in expand()'s order."""
+    return [(ds, m, d, s) for ds in config["datasets"] for m in config["models"]
+            for d in dims_of(config, m) for s in config["seeds"]]
+
+
 def run_files(config: dict, dataset: str, name: str = "model.pt", models=None, dims=None,
               seeds=None) -> list[str]:
-    """results/models/{dataset}/{model}/d{dim}/s{seed}/{name} for the selected runs."""
+    """results/models/{dataset}/{model}/d{dim}/s{seed}/{name} for the selected runs that the
+    grid holds."""
     return [f"results/models/{dataset}/{m}/d{d}/s{s}/{name}"
-            for m, d, s in product(models or config["models"], dims or config["latent_dims"],
-                                   seeds or config["seeds"])]
+            for m in (models or config["models"]) for d in dims_of(config, m)
+            if dims is None or d in dims for s in (seeds or config["seeds"])]
 
 
 def density_models(config: dict) -> list[str]:
@@ -42,6 +57,16 @@ def has_density_study(config: dict) -> bool:
     return bool(density_models(config))
 
 
+def density_dims(config: dict) -> list[int]:
+    """The latent dims at which some family of the ex-post density study was trained."""
+    dims = {d for m in density_models(config) for d in dims_of(config, m)}
+    return [d for d in config["latent_dims"] if d in dims]
+
+
+def has_latent_maps(config: dict) -> bool:
+    return any(2 in dims_of(config, m) for m in config["models"])
+
+
 def figure_targets(config: dict) -> list[str]:
     targets = [*fig_pair(f"{FIG}/loglik"), *fig_pair(f"{FIG}/clustering"),
                *fig_pair(f"{FIG}/sample_quality"),
@@ -50,7 +75,7 @@ def figure_targets(config: dict) -> list[str]:
         targets += fig_pair(f"{FIG}/{ds}/samples")
         targets += fig_pair(f"{FIG}/{ds}/reconstructions")
         targets += fig_pair(f"{FIG}/{ds}/training_curves")
-        if 2 in config["latent_dims"]:
+        if has_latent_maps(config):
             targets += fig_pair(f"{FIG}/{ds}/latent_maps")
         if has_density_study(config):
             targets += fig_pair(f"{FIG}/{ds}/ae_density")

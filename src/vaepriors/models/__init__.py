@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import torch
@@ -29,15 +30,59 @@ def save_model(model: LatentVariableModel, path: str | Path, **extra) -> None:
         torch.save(payload, tmp)
 
 
+class TorchFileError(ValueError):
+    """A model, classifier or checkpoint file cannot be read; the message names the file."""
+
+
+def _load_failure(exc: BaseException) -> str:
+    # torch's message for a file holding other objects advises weights_only=False, which would run
+    # whatever code a damaged or foreign pickle carries: it is replaced, never passed on.
+    text = str(exc).strip()
+    if "weights_only" in text or "Unpickl" in type(exc).__name__:
+        return "it holds objects other than tensors; they are not loaded, since loading them could run code"
+    first = text.splitlines()[0].split(". ")[0][:160] if text else ""
+    return f"truncated or corrupt: {type(exc).__name__}{': ' + first if first else ''}"
+
+
+def read_torch_file(path: str | Path, map_location: str | torch.device = "cpu"):
+    """``torch.load(path, weights_only=True)``; any failure is a TorchFileError naming the file.
+    torch.load does not verify the archive's checksums, so damaged weights would load silently:
+    they are checked first (a few ms for a model)."""
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                bad = archive.testzip()
+            if bad is not None:
+                raise TorchFileError(f"{path}: not readable (corrupt: checksum mismatch in {bad})")
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except TorchFileError:
+        raise
+    except FileNotFoundError:
+        raise TorchFileError(f"{path}: not found") from None
+    except Exception as exc:  # torch raises a different type for each way a file can be damaged
+        raise TorchFileError(f"{path}: not readable ({_load_failure(exc)})") from None
+
+
+def regenerate_hint(path: str | Path) -> str:
+    return (f"Regenerate it: rerun your snakemake command with `--forcerun {path}` (e.g. "
+            f"`snakemake --cores all --forcerun {path}`); the jobs that read it then rerun too.")
+
+
 def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> LatentVariableModel:
-    payload = torch.load(path, map_location=map_location, weights_only=True)
+    """The model a `train` job wrote; an unreadable file is a TorchFileError naming it and how to
+    regenerate it."""
+    try:
+        payload = read_torch_file(path, map_location)
+    except TorchFileError as exc:
+        raise TorchFileError(f"{exc}. {regenerate_hint(path)}") from None
     try:
         model = build_model(payload["model"], **payload["kwargs"])
         model.load_state_dict(payload["state_dict"])
-    except (KeyError, TypeError, RuntimeError) as exc:
-        raise ValueError(f"{path}: not a vaepriors model checkpoint ({exc})") from exc
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise TorchFileError(f"{path}: not a vaepriors model checkpoint ({type(exc).__name__}: {exc}). "
+                             f"{regenerate_hint(path)}") from None
     return model.eval()
 
 
-__all__ = ["AE", "FAMILIES", "GMMVAE", "NVAE", "SVAE", "LatentVariableModel", "build_model",
-           "load_model", "save_model"]
+__all__ = ["AE", "FAMILIES", "GMMVAE", "NVAE", "SVAE", "LatentVariableModel", "TorchFileError",
+           "build_model", "load_model", "read_torch_file", "regenerate_hint", "save_model"]

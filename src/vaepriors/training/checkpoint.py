@@ -53,10 +53,12 @@ class CheckpointDir:
             self.path(old).unlink(missing_ok=True)
 
     def read(self, path: Path) -> dict:
+        from ..models import TorchFileError, read_torch_file
+
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # torch raises several types for a truncated zip
-            raise CheckpointError(f"checkpoint {path} is corrupt or truncated: {exc}") from exc
+            state = read_torch_file(path)
+        except TorchFileError as exc:
+            raise CheckpointError(f"checkpoint {exc}") from None
         if not isinstance(state, dict) or "epoch" not in state:
             raise CheckpointError(f"checkpoint {path} is not a vaepriors training checkpoint")
         return state

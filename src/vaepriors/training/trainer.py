@@ -45,7 +45,8 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("train.device is 'cuda' but no CUDA device is available")
+        raise RuntimeError("train.device is 'cuda' but torch sees no CUDA device here; set train.device to "
+                           "auto (CUDA where present, else CPU) or cpu")
     return torch.device(name)
 
 
