@@ -22,6 +22,9 @@ def test_per_model_dims_drop_products_and_keep_the_order():
     assert T.grid(cfg) == [("mnist", "nvae", d, s) for d in (2, 10, 40) for s in (0, 1)] + [
         ("mnist", "ae", 10, 0), ("mnist", "ae", 10, 1)]
     assert T.run_files(cfg, "mnist", dims=[2], seeds=[0]) == ["results/models/mnist/nvae/d2/s0/model.pt"]
+    # Snakemake's wildcards are strings.
+    assert T.run_files(cfg, "mnist", models=["ae"], dims=["10"], seeds=[1]) == [
+        "results/models/mnist/ae/d10/s1/model.pt"]
     assert T.density_dims(cfg) == [10] and T.has_latent_maps(cfg)
     cfg["latent_dims_by_model"] = {"nvae": [10], "ae": [10]}
     assert not T.has_latent_maps(cfg)

@@ -41,9 +41,10 @@ def run_files(config: dict, dataset: str, name: str = "model.pt", models=None, d
               seeds=None) -> list[str]:
     """results/models/{dataset}/{model}/d{dim}/s{seed}/{name} for the selected runs that the
     grid holds."""
+    wanted = None if dims is None else {int(d) for d in dims}  # wildcards arrive as strings
     return [f"results/models/{dataset}/{m}/d{d}/s{s}/{name}"
             for m in (models or config["models"]) for d in dims_of(config, m)
-            if dims is None or d in dims for s in (seeds or config["seeds"])]
+            if wanted is None or d in wanted for s in (seeds or config["seeds"])]
 
 
 def density_models(config: dict) -> list[str]:
