@@ -8,7 +8,7 @@ parameters): --seeds s1 s2 ... --out-dirs DIR1 DIR2 ... instead of --seed and --
 import argparse
 import sys
 
-from vaepriors.cli import parse_script
+from vaepriors.cli import family_name, parse_script
 from vaepriors.data.prepare import ProcessedDataError
 from vaepriors.training.run import train_run
 
@@ -19,7 +19,8 @@ def main(argv=None) -> int:
     parser.add_argument("--out-dir")
     parser.add_argument("--out-dirs", nargs="+", help="one run directory per seed of --seeds")
     parser.add_argument("--dataset", required=True)
-    parser.add_argument("--model", required=True, choices=["nvae", "svae", "gmmvae", "ae"])
+    parser.add_argument("--model", required=True, type=family_name,
+                        help="a registered latent family (vaepriors.families)")
     parser.add_argument("--latent-dim", type=int, required=True)
     parser.add_argument("--seed", type=int)
     parser.add_argument("--seeds", type=int, nargs="+", help="train these seeds together")

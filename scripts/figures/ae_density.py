@@ -30,8 +30,9 @@ def main(argv=None) -> int:
     for path in args.models:
         key = run_key(path)
         model = load_model(path)
-        if model.name != "ae":
-            parser.error(f"{path} is a {model.name} checkpoint; the density study takes AEs")
+        if not model.ex_post_density:
+            parser.error(f"{path} is a {model.name} checkpoint; the density study takes families "
+                         f"with an ex-post density (the AE)")
         run_cfg = json.loads((Path(path).parent / "config.json").read_text())
         candidates = run_cfg.get("model_cfg", {}).get("ae_density_components") or [model.density_components]
         for row in density_rows(model, arrays, key["seed"], cfg["density_sizes"], candidates,

@@ -15,9 +15,6 @@ from vaepriors.figures.density import codes
 from vaepriors.figures.latents import plot_latent_maps, prior_ellipses
 from vaepriors.models import load_model
 
-ELLIPSE_LABELS = {"nvae": "prior N(0, I), 2σ contour", "gmmvae": "prior components, 2σ (× = means)",
-                  "ae": "ex-post GMM components, 2σ (× = means)"}
-
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
@@ -32,7 +29,7 @@ def main(argv=None) -> int:
     for path in args.models:
         model = load_model(path)
         panels[model.name] = {"codes": codes(model, x), "ellipses": prior_ellipses(model),
-                              "ellipse_label": ELLIPSE_LABELS.get(model.name, "")}
+                              "ellipse_label": model.prior_contour_label}
     title = f"{style.dataset_label(args.dataset)}: test codes at d = 2, coloured by class" if args.dataset else ""
     plot_latent_maps(panels, arrays["y_test"], args.out, title=title)
     return 0

@@ -1,13 +1,15 @@
 """vaepriors: latent priors for VAEs, measured.
 
 Latent dimension convention (stated once, used everywhere): for a configured latent dimension d,
-N-VAE, GMM-VAE and AE put their codes in R^d, while the S-VAE uses the hypersphere S^d embedded in
-R^(d+1) (as Davidson et al. 2018 do), so every model has d degrees of freedom.
+every family has d degrees of freedom; a family on the sphere (the S-VAE, `sphere = True` on its
+class) uses S^d embedded in R^(d+1), as Davidson et al. 2018 do, the others R^d.
 """
 
 __version__ = "0.1.0"
 
 
 def code_dim(model: str, latent_dim: int) -> int:
-    """Ambient dimension of the latent code for a configured latent dimension ``latent_dim``."""
-    return latent_dim + 1 if model == "svae" else latent_dim
+    """Ambient dimension of the latent code of family ``model`` for a configured ``latent_dim``."""
+    from .families import get
+
+    return get(model).code_dim_for(latent_dim)

@@ -10,6 +10,16 @@ from collections.abc import Sequence
 from .config import ConfigError, parse_section, parse_sections, section_from_flags
 
 
+def family_name(name: str) -> str:
+    """argparse type of a family argument: a registered name, else the registry's message."""
+    from . import families
+
+    try:
+        return families.get(name).name
+    except families.UnknownFamilyError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def parse_script(parser: argparse.ArgumentParser, argv=None, sections: Sequence[str] = (),
                  from_params: bool = False):
     """Parse the script's own arguments; the rest are flags of ``sections`` of params.yaml, as

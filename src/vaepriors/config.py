@@ -29,9 +29,29 @@ class ConfigError(ValueError):
     """A configuration value is missing or invalid; the message names the key."""
 
 
+# The schema marks a value that must name a registered latent family with this key; its enum is
+# filled from the registry when the schema is loaded, so plugins are accepted too.
+FAMILY_MARK = "x-latent-family"
+
+
 def load_schema(path: Path = SCHEMA_PATH) -> dict:
     with open(path) as fh:
-        return yaml.safe_load(fh)
+        schema = yaml.safe_load(fh)
+    _fill_family_enums(schema)
+    return schema
+
+
+def _fill_family_enums(node: Any) -> None:
+    if isinstance(node, dict):
+        if node.get(FAMILY_MARK):
+            from . import families
+
+            node["enum"] = families.names()
+        for value in node.values():
+            _fill_family_enums(value)
+    elif isinstance(node, list):
+        for value in node:
+            _fill_family_enums(value)
 
 
 def section_schema(section: str, schema: dict | None = None) -> dict:
@@ -53,6 +73,14 @@ def _key_path(error: jsonschema.ValidationError, prefix: str) -> str:
     return ".".join(parts) or "<root>"
 
 
+def _message(error: jsonschema.ValidationError) -> str:
+    if error.validator == "enum" and error.schema.get(FAMILY_MARK):
+        from . import families
+
+        return families.unknown_message(error.instance)  # the same words as everywhere else
+    return error.message
+
+
 def _non_finite(cfg: Any, path: tuple = ()) -> Iterator[tuple[tuple, float]]:
     """(key path, value) of every NaN or infinite number: JSON Schema's bounds cannot refuse NaN
     (every comparison with it is false), and no setting here is meaningful at infinity."""
@@ -70,7 +98,7 @@ def validate(cfg: Any, schema: dict, where: str = "params.yaml", prefix: str = "
     """Raise ConfigError naming the first offending key of ``cfg`` (all errors listed)."""
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(cfg), key=lambda e: list(e.absolute_path))
-    lines = [f"{_key_path(e, prefix)}: {e.message}" for e in errors]
+    lines = [f"{_key_path(e, prefix)}: {_message(e)}" for e in errors]
     for path, value in _non_finite(cfg):
         key = ".".join(str(p) for p in ((prefix,) if prefix else ()) + path)
         lines.append(f"{key}: {value} is not a finite number")

@@ -3,8 +3,13 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
-from vaepriors.config import to_flags  # noqa: E402
+from vaepriors import families  # noqa: E402
+from vaepriors.config import load_schema, to_flags, validate as validate_families  # noqa: E402
 from vaepriors.figures import targets as T  # noqa: E402
+
+# The Snakefile's validate() reads the schema file, whose family enum is left to the registry:
+# check config["models"] against the registered families (plugins included) here.
+validate_families(config, load_schema(), where="the Snakemake configuration")
 
 RAW = config["data"]["raw_dir"]
 PROCESSED = config["data"]["processed_dir"]
@@ -13,7 +18,7 @@ RUN = "{dataset}/{model}/d{dim}/s{seed}"
 
 wildcard_constraints:
     dataset="[a-z_]+",
-    model="nvae|svae|gmmvae|ae",
+    model="|".join(families.names()),
     dim=r"\d+",
     seed=r"\d+",
 

@@ -207,7 +207,7 @@ rule ae_density:
         script=f"{FIG_SCRIPTS}/ae_density.py",
         data=f"{PROCESSED}/{{dataset}}.npz",
         classifier="results/classifier/{dataset}.pt",
-        models=lambda w: T.run_files(config, w.dataset, models=["ae"], dims=[w.dim]),
+        models=lambda w: T.run_files(config, w.dataset, models=T.density_models(config), dims=[w.dim]),
     output:
         f"{STUDIES}/{{dataset}}/ae_density_d{{dim}}.csv",
     params:

@@ -29,7 +29,8 @@ rule train:
 # Several seeds per job (train.seeds_per_job > 1): one rule per group of consecutive seeds of
 # config["seeds"], trained together in one process (vaepriors.training.multiseed). Its outputs
 # are the per-seed files of `train`, and the ruleorder below makes the DAG take it, for the
-# families trained with stacked seeds (multiseed.STACKED_FAMILIES); gmmvae keeps one job per seed.
+# families trained with stacked seeds (`stacks_seeds` on the family's class); the others keep one
+# job per seed.
 SEEDS_PER_JOB = config["train"]["seeds_per_job"]
 SEED_GROUPS = (
     [config["seeds"][i : i + SEEDS_PER_JOB] for i in range(0, len(config["seeds"]), SEEDS_PER_JOB)]
@@ -51,7 +52,7 @@ for _seeds in SEED_GROUPS:
             history=expand(f"{GROUP_RUN}/history.csv", seed=_seeds),
             config=expand(f"{GROUP_RUN}/config.json", seed=_seeds),
         wildcard_constraints:
-            model="nvae|svae|ae",
+            model="|".join(m for m in families.names() if families.get(m).stacks_seeds),
         params:
             flags=flags("train", "model"),
             seeds=" ".join(map(str, _seeds)),

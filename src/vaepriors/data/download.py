@@ -15,7 +15,6 @@ import http.client
 import logging
 import os
 import sys
-import tempfile
 import urllib.error
 import urllib.request
 import zlib
@@ -23,6 +22,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ..io import atomic_path
 from .registry import ENV_MIRRORS, DatasetSpec, FileSpec, get_dataset, resolve_sources
 
 log = logging.getLogger(__name__)
@@ -138,28 +138,20 @@ def _download(base_url: str, name: str, out, progress: bool, timeout: float) -> 
 
 def _fetch_from(source: str, spec: FileSpec, dest: Path, progress: bool, timeout: float) -> str:
     """Fetch one file from one source into ``dest/name``; return why it was accepted."""
-    final = dest / spec.name
-    fd, tmp_name = tempfile.mkstemp(dir=dest, prefix=f".{spec.name}.partial-")
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as out:
+    # Every failure path (and KeyboardInterrupt) leaves the block before the rename: no leftovers.
+    # mkstemp makes the file 0600; the final file should read like any other.
+    with atomic_path(dest / spec.name, suffix="", prefix=f".{spec.name}.partial-", fsync=True) as tmp:
+        with open(tmp, "wb") as out:
             if _is_url(source) and not source.startswith("file://"):
                 if not source.startswith(("http://", "https://")):
                     raise SourceFailed("unsupported URL scheme (only http, https and directories)")
                 _download(source, spec.name, out, progress, timeout)
             else:
                 _copy_local(source, spec.name, out, progress)
-            out.flush()
-            os.fsync(out.fileno())
         ok, why = verify_file(tmp, spec)
         if not ok:
             raise SourceFailed(why)
-        os.chmod(tmp, 0o644)  # mkstemp makes it 0600; the final file should read like any other
-        os.replace(tmp, final)
-        return why
-    finally:
-        # Every failure path (and KeyboardInterrupt) lands here before the rename: no leftovers.
-        tmp.unlink(missing_ok=True)
+    return why
 
 
 # --- a whole dataset -----------------------------------------------------------------------------

@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from ..io import atomic_path
 from .download import dataset_dir, verify_file
 from .idx import IDXFormatError, read_idx
 from .registry import (
@@ -200,14 +199,9 @@ def snapshot_generated(name: str, raw_dir: str | Path) -> Path:
     x, y = digits_arrays() if name == "digits" else synthetic_arrays()
     _verified_generated(name, x, y, "scikit-learn" if name == "digits" else "generator")
     path = Path(raw_dir) / name / f"{name}.npz"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.partial-", suffix=".npz")
-    try:
-        with os.fdopen(fd, "wb") as fh:
+    with atomic_path(path, suffix=".npz", prefix=f".{path.name}.partial-") as tmp:
+        with open(tmp, "wb") as fh:
             np.savez(fh, x=x, y=y)
-        os.replace(tmp_name, path)
-    finally:
-        Path(tmp_name).unlink(missing_ok=True)
     return path
 
 
@@ -246,18 +240,9 @@ def build_arrays(name: str, raw_dir: str | Path, split_seed: int, binarize_seed:
 def save_processed(arrays: dict[str, np.ndarray], out_path: str | Path) -> Path:
     """Write the .npz atomically: a temporary file in the same folder, then os.replace."""
     out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=out_path.parent, prefix=f".{out_path.name}.partial-",
-                                    suffix=".npz")
-    try:
-        with os.fdopen(fd, "wb") as fh:
+    with atomic_path(out_path, suffix=".npz", prefix=f".{out_path.name}.partial-", fsync=True) as tmp:
+        with open(tmp, "wb") as fh:
             np.savez_compressed(fh, **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp_name, 0o644)
-        os.replace(tmp_name, out_path)
-    finally:
-        Path(tmp_name).unlink(missing_ok=True)
     return out_path
 
 

@@ -32,6 +32,7 @@ from torch.autograd.function import once_differentiable
 from torch.distributions import Distribution, constraints
 from torch.distributions.kl import register_kl
 
+from . import noise
 from .bessel import _log_iv_and_ratio_values, bessel_ratio, log_iv_and_ratio
 
 __all__ = ["HypersphericalUniform", "VonMisesFisher"]
@@ -554,8 +555,14 @@ class VonMisesFisher(Distribution):
         shape = self._extended_shape(sample_shape)
         kappa = _expand(self.concentration, shape[:-1])
         with torch.no_grad():
-            w, eps = _draw_w(kappa.detach().reshape(-1).to(torch.float64), self._m)
-            tangent = _unit_tangent(w.numel(), self._m, self.loc.dtype, self.loc.device)
+            flat = kappa.detach().reshape(-1).to(torch.float64)
+
+            def draw(rows):  # Wood's cosine, then the tangent direction, of these rows
+                w, eps = _draw_w(flat[rows], self._m)
+                return w, eps, _unit_tangent(w.numel(), self._m, self.loc.dtype, self.loc.device)
+
+            parts = noise.grouped(draw, flat.numel())  # one part unless seeds are stacked
+            w, eps, tangent = parts[0] if len(parts) == 1 else (torch.cat(t) for t in zip(*parts))
         if not (torch.is_grad_enabled() and (self.loc.requires_grad or kappa.requires_grad)):
             return _place_on_sphere_no_grad(self.loc, w, tangent, torch.Size(sample_shape))
         mean = _flat(_expand(self._bessel_values()[1], shape[:-1]), (-1,))

@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from ..models.base import embed_all
 from ..threads import flush_denormals
 
 # Seeds for torch.manual_seed; any non-negative int64 works, this keeps them clear of overflow.
@@ -307,12 +308,8 @@ def elbo_terms(
 @torch.no_grad()
 def posterior_means(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 1000) -> np.ndarray:
     """model.embed over ``x`` in batches: (N, code_dim) float64 array for clustering and k-NN."""
-    x = _as_float(x)
     with _eval_mode(model):
-        parts = [
-            model.embed(x[i : i + batch_size]).double().cpu() for i in range(0, len(x), batch_size)
-        ]
-    return torch.cat(parts).numpy()
+        return embed_all(model, _as_float(x), batch_size)
 
 
 def active_units(

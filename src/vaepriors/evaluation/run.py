@@ -12,11 +12,10 @@ from ..config import run_metadata
 from ..data.prepare import load_processed
 from ..models import load_model
 from ..threads import flush_denormals, limit_threads
-from .clustering import clustering_scores, kmeans_labels, pca_gmm, pixel_kmeans
+from .clustering import clustering_scores, pca_gmm, pixel_kmeans
 from .knn import knn_accuracy
 from .loglik import (
     active_units,
-    choose_ae_proposal_scale,
     decoder_kernel_name,
     elbo_terms,
     importance_log_likelihood,
@@ -24,17 +23,6 @@ from .loglik import (
 )
 
 log = logging.getLogger(__name__)
-
-# The AE proposal scale is chosen on this many validation points with this many samples: a
-# ranking of a handful of candidates, not a reported number, so it need not cost a full evaluation.
-AE_SCALE_POINTS = 1000
-AE_SCALE_SAMPLES = 100
-
-AE_BOUND_NOTE = (
-    "AE log-likelihood: importance sampling with the proposal N(enc(x), s^2 I) (s chosen on the "
-    "validation split) and the ex-post GMM as p(z). Its expectation is a lower bound on the "
-    "log-likelihood of the AE-plus-GMM generative model, so it is on the same axis as the VAE numbers."
-)
 
 
 def _binary(arrays: dict, key: str) -> torch.Tensor:
@@ -59,13 +47,8 @@ def evaluate_run(model_path: str | Path, data_path: str | Path, seed: int, cfg: 
 
     metrics: dict = {"meta": run_metadata(seed=seed, eval_seed=seed, model_path=str(model_path),
                                           data_path=str(data_path))}
-    if model.name == "ae":
-        scale, scores = choose_ae_proposal_scale(
-            model, x_val[:AE_SCALE_POINTS], cfg["ae_scale_grid"], min(K, AE_SCALE_SAMPLES),
-            cfg["chunk_elements"], generator=torch.Generator().manual_seed(seed), kernel=kernel)
-        metrics["ae_proposal"] = {"scale": scale, "validation_loglik": {str(k): v for k, v in scores.items()},
-                                  "note": AE_BOUND_NOTE}
-        log.info("AE proposal scale %.3g (validation scores %s)", scale, scores)
+    # what the family sets up first (the AE: its proposal scale, chosen on validation)
+    metrics.update(model.prepare_evaluation(x_val, cfg, seed, kernel))
 
     loglik = importance_log_likelihood(model, x_test, K, cfg["chunk_elements"],
                                        generator=torch.Generator().manual_seed(seed), progress=progress,
@@ -87,15 +70,7 @@ def evaluate_run(model_path: str | Path, data_path: str | Path, seed: int, cfg: 
     z_train = posterior_means(model, x_train)
     z_val = posterior_means(model, x_val)
     z_test = posterior_means(model, x_test)
-    if model.name == "gmmvae":
-        with torch.random.fork_rng():
-            torch.manual_seed(seed)
-            y_pred = torch.cat([model.cluster(x_test[i : i + 1000]) for i in range(0, len(x_test), 1000)]).numpy()
-        method = "mixture assignment argmax_k p(k|z), averaged over posterior samples"
-    else:
-        spherical = model.name == "svae"
-        y_pred = kmeans_labels(z_test, n_classes, cfg["kmeans_n_init"], seed, spherical=spherical)
-        method = ("spherical " if spherical else "") + f"k-means (n_init={cfg['kmeans_n_init']}) on posterior means"
+    y_pred, method = model.cluster_codes(x_test, z_test, n_classes, cfg["kmeans_n_init"], seed)
     metrics["clustering"] = {**clustering_scores(y_test, y_pred), "method": method, "k": n_classes,
                              "split": "test"}
 

@@ -41,7 +41,11 @@ from pathlib import Path
 
 import pandas as pd
 
-MODEL_ORDER = ["nvae", "svae", "gmmvae", "ae", "pixel_kmeans", "pca_gmm"]
+from .. import families
+from ..io import write_text
+
+# Clustering floors that need no VAE, listed after the families.
+REFERENCE_ROWS = ["pixel_kmeans", "pca_gmm"]
 TABLE_METRICS = {
     "loglik": ["loglik", "elbo", "rec", "kl", "active_units"],
     "clustering": ["cluster_acc", "cluster_nmi", "cluster_ari"],
@@ -100,7 +104,7 @@ def aggregate(metrics: list[dict]) -> pd.DataFrame:
 
 
 def _model_order(models) -> list[str]:
-    known = [m for m in MODEL_ORDER if m in set(models)]
+    known = [m for m in [*families.names(), *REFERENCE_ROWS] if m in set(models)]
     return known + sorted(set(models) - set(known))
 
 
@@ -182,13 +186,11 @@ def write_tables(metrics: list[dict], out_dir: str | Path) -> list[Path]:
     written = []
     for table in TABLE_METRICS:
         wide = wide_table(summary, table)
-        wide.to_csv(out_dir / f"{table}.csv", index=False)
-        (out_dir / f"{table}.md").write_text(markdown(wide), encoding="utf-8")
+        write_text(out_dir / f"{table}.csv", wide.to_csv(index=False))
+        write_text(out_dir / f"{table}.md", markdown(wide))
         written += [out_dir / f"{table}.csv", out_dir / f"{table}.md"]
     path = out_dir / "summary.json"
-    path.write_text(
-        json.dumps(summary_dict(summary), indent=2, sort_keys=True) + "\n", encoding="utf-8"
-    )
+    write_text(path, json.dumps(summary_dict(summary), indent=2, sort_keys=True) + "\n")
     return [*written, path]
 
 

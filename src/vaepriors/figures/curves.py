@@ -3,8 +3,8 @@
 Curves are the per-epoch validation values of history.csv (the fixed binarisation of the
 validation split, beta = 1, one posterior sample per point): the quantity early stopping tracks.
 Seeds stop at different epochs (early stopping); the mean and the +-1 sd band at an epoch use the
-seeds still running at that epoch. The AE has no KL term: it appears in the reconstruction panel
-only.
+seeds still running at that epoch. A family without a KL term (``has_kl = False``: the AE)
+appears in the reconstruction panel only.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .. import families
 from . import style
 
 PANELS = [
@@ -59,7 +60,7 @@ def plot_training_curves(hist: pd.DataFrame, out: str | Path, split: str = "val"
             col = f"{split}_{key}"
             plotted = []
             for model in models:
-                if model == "ae" and key != "rec":
+                if not families.get(model).has_kl and key != "rec":
                     continue
                 sel = hist[(hist["latent_dim"] == dim) & (hist["model"] == model)]
                 if sel.empty or col not in sel:

@@ -109,8 +109,7 @@ def study_sizes(sizes: list[int], n_train: int) -> list[int]:
 
 @torch.no_grad()
 def codes(model, x: torch.Tensor, batch: int = 2000) -> np.ndarray:
-    model.eval()
-    return torch.cat([model.embed(x[s : s + batch]) for s in range(0, len(x), batch)]).double().numpy()
+    return model.eval().embed_all(x, batch)
 
 
 def ae_codes(model, arrays: dict, seed: int) -> dict[str, np.ndarray]:

@@ -21,13 +21,13 @@ training images and the test images is reported as the floor a perfect generator
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
+
+from ..io import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -164,16 +164,8 @@ def train_classifier(arrays: dict, hidden: list[int], epochs: int, seed: int = 0
 
 
 def save_classifier(clf: FeatureClassifier, path: str | Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save({"kwargs": clf.init_kwargs(), "state_dict": clf.state_dict()}, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def load_classifier(path: str | Path) -> FeatureClassifier:

@@ -1,10 +1,11 @@
 """Latent maps at d = 2: codes of the test set coloured by class.
 
-N-VAE, GMM-VAE and AE live in the plane R^2 and are drawn as they are (with the prior's 2-sigma
-contour: the unit-Gaussian circle, the GMM-VAE's mixture components, the AE's ex-post GMM). The
-S-VAE's codes live on the sphere S^2 in R^3; they are drawn with the Hammer projection, which is
-equal-area, so the density of points on the map is proportional to their density on the sphere
-and the uniform prior looks uniform.
+Families in the plane R^2 are drawn as they are, with the 2-sigma contours of a Gaussian or
+Gaussian-mixture prior (N-VAE: the unit circle; GMM-VAE: its components; AE: its ex-post GMM),
+captioned by the family's ``prior_contour_label``. A family on the sphere (``sphere = True``: the
+S-VAE) has codes on S^2 in R^3; they are drawn with the Hammer projection, which is equal-area, so
+the density of points on the map is proportional to their density on the sphere and the uniform
+prior looks uniform.
 """
 
 from __future__ import annotations
@@ -89,10 +90,14 @@ def add_ellipses(ax, means, covs, weights=None, n_sigma: float = 2.0, label: str
 
 
 def prior_ellipses(model) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """(means, covariances, weights) of the 2-D prior's components (None when it has none)."""
-    from torch.distributions import MixtureSameFamily
+    """(means, covariances, weights) of the 2-D prior's Gaussian components: a mixture's, or the
+    one of a diagonal Gaussian prior; None for any other prior (the sphere's uniform)."""
+    from torch.distributions import Independent, MixtureSameFamily, Normal
 
     prior = model.prior()
+    if isinstance(prior, Independent) and isinstance(prior.base_dist, Normal):
+        mean = prior.mean.detach().double().numpy()
+        return mean[None], np.diag(prior.variance.detach().double().numpy())[None], np.ones(1)
     if isinstance(prior, MixtureSameFamily):
         comp = prior.component_distribution
         weights = prior.mixture_distribution.probs.detach().double().numpy()
@@ -102,8 +107,6 @@ def prior_ellipses(model) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         else:
             covs = np.stack([np.diag(v) for v in comp.variance.detach().double().numpy()])
         return means, covs, weights
-    if model.name == "nvae":
-        return np.zeros((1, 2)), np.eye(2)[None], np.ones(1)
     return None
 
 
@@ -131,10 +134,11 @@ def _robust_limits(pts, extra=None, q=0.005, pad=0.08):
 
 def plot_latent_maps(panels: dict, y: np.ndarray, out: str | Path, title: str = "",
                      class_names: list[str] | None = None) -> list[Path]:
-    """``panels[model] = {"codes": (n, 2) or (n, 3) for svae, "ellipses": (means, covs, weights)
-    or None, "ellipse_label": str}``; ``y`` the class of every code (same order)."""
+    """``panels[model] = {"codes": (n, 2), or (n, 3) for a family on the sphere, "ellipses":
+    (means, covs, weights) or None, "ellipse_label": str}``; ``y`` the class of every code."""
     import matplotlib.pyplot as plt
 
+    from .. import families
     from . import style
 
     models = style.ordered_models(panels)
@@ -153,7 +157,7 @@ def plot_latent_maps(panels: dict, y: np.ndarray, out: str | Path, title: str = 
         p = panels[model]
         codes = np.asarray(p["codes"], dtype=np.float64)
         ax.grid(False)
-        if codes.shape[1] == 3:
+        if families.get(model).sphere:
             unit = codes / np.linalg.norm(codes, axis=1, keepdims=True)
             mean = unit.mean(0)
             # Centre the map on the codes' mean direction, so that clusters are not cut by the

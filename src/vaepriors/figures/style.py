@@ -1,14 +1,14 @@
 """One look for every figure: Agg backend, a palette that survives grayscale printing, and a
 distinct marker and line style per model so that no curve is identified by colour alone.
 
-Palette: Paul Tol's high-contrast scheme plus black. Its four entries have well separated
-lightness (black < dark blue < red < yellow), so the models stay apart when printed in gray, and
-each model also has its own marker and dash pattern.
+Each family's name, colour, marker and line style live on its class (vaepriors.families);
+MODELS, LABELS, COLORS, MARKERS and LINESTYLES are live views of the registry. The built-in
+palette is Paul Tol's high-contrast scheme plus black: its four entries have well separated
+lightness (black < dark blue < red < yellow), so the models stay apart when printed in gray.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import matplotlib
@@ -18,22 +18,14 @@ matplotlib.use("Agg")  # no display anywhere in the pipeline
 import matplotlib.pyplot as plt
 from matplotlib.ticker import FixedLocator, NullLocator, ScalarFormatter
 
-MODELS = ("nvae", "svae", "gmmvae", "ae")
+from .. import families
+from ..io import atomic_path
 
-LABELS = {
-    "nvae": "N-VAE",
-    "svae": "S-VAE",
-    "gmmvae": "GMM-VAE",
-    "ae": "AE + ex-post GMM",
-}
-COLORS = {
-    "nvae": "#000000",
-    "svae": "#004488",
-    "gmmvae": "#BB5566",
-    "ae": "#DDAA33",
-}
-MARKERS = {"nvae": "o", "svae": "s", "gmmvae": "^", "ae": "D"}
-LINESTYLES = {"nvae": "-", "svae": "--", "gmmvae": "-.", "ae": ":"}
+MODELS = families.Registry()  # iterates over the names in canonical order
+LABELS = families.Attribute("label")
+COLORS = families.Attribute("color")
+MARKERS = families.Attribute("marker")
+LINESTYLES = families.Attribute("linestyle")
 # Filled markers with a dark edge: the yellow AE marker stays visible on white and in gray.
 EDGE = "#222222"
 
@@ -152,9 +144,8 @@ def save(fig, out: str | Path) -> list[Path]:
     paths = []
     for ext in ("png", "pdf"):
         final = stem.with_name(f"{stem.name}.{ext}")
-        tmp = final.with_name(f".{final.name}.tmp.{ext}")
-        fig.savefig(tmp, format=ext, metadata=_metadata(ext))
-        os.replace(tmp, final)
+        with atomic_path(final, suffix=f".tmp.{ext}") as tmp:
+            fig.savefig(tmp, format=ext, metadata=_metadata(ext))
         paths.append(final)
     plt.close(fig)
     return paths

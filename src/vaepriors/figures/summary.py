@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from .. import families
+from ..io import write_text
 from . import style
 from .results import REFERENCE_MODELS, table_models
 from .weights import FAMILY_LABELS
@@ -99,9 +101,12 @@ def loglik_paragraph(wide: pd.DataFrame) -> str:
     wide = wide[wide["metric"] == "loglik"]
     models = [m for m in table_models(wide) if m not in REFERENCE_MODELS]
     out = []
+    # Families that ask for it are compared with the baseline family (S-VAE minus N-VAE).
+    baseline = next((m for m in models if families.get(m).baseline), None)
+    compared = [m for m in models if baseline and families.get(m).compare_to_baseline]
     for dataset, block in wide.groupby("dataset", sort=False):
         parts = []
-        svae_wins, svae_loses = [], []
+        ahead = {m: ([], []) for m in compared}
         for _, row in block.sort_values("latent_dim").iterrows():
             ranked = sorted((m for m in models if not math.isnan(row[f"{m}_mean"])),
                             key=lambda m: -row[f"{m}_mean"])
@@ -117,19 +122,20 @@ def loglik_paragraph(wide: pd.DataFrame) -> str:
                 text += (f", {_f(gap)} nats above {_L(second)} ({_pm(row[f'{second}_mean'], row[f'{second}_sd'])}"
                          f"{'' if math.isnan(se) else f'; SE of the gap {_f(se)}'})")
             parts.append(text)
-            if "svae" in ranked and "nvae" in ranked:
-                diff = row["svae_mean"] - row["nvae_mean"]
-                (svae_wins if diff > 0 else svae_loses).append(f"{row['latent_dim']} ({diff:+.2f})")
+            for m in compared:
+                if m in ranked and baseline in ranked:
+                    diff = row[f"{m}_mean"] - row[f"{baseline}_mean"]
+                    ahead[m][0 if diff > 0 else 1].append(f"{row['latent_dim']} ({diff:+.2f})")
         sent = f"**{_D(dataset)}**: " + "; ".join(parts) + "."
-        if svae_wins or svae_loses:
-            sent += (" S-VAE minus N-VAE (nats): "
-                     + (f"ahead at d = {', '.join(svae_wins)}" if svae_wins else "never ahead")
-                     + (f"; behind at d = {', '.join(svae_loses)}" if svae_loses else "; never behind")
-                     + ".")
+        for m, (wins, loses) in ahead.items():
+            if wins or loses:
+                sent += (f" {_L(m)} minus {_L(baseline)} (nats): "
+                         + (f"ahead at d = {', '.join(wins)}" if wins else "never ahead")
+                         + (f"; behind at d = {', '.join(loses)}" if loses else "; never behind")
+                         + ".")
         out.append(sent)
-    note = (" The AE number is an importance-sampled lower bound on the log-likelihood of the "
-            "AE-plus-ex-post-GMM model (proposal N(enc(x), s²I), s chosen on validation).")
-    return "\n\n".join(out) + ("\n\n" + note.strip() if "ae" in models else "")
+    notes = [families.get(m).loglik_note for m in style.ordered_models(models) if families.get(m).loglik_note]
+    return "\n\n".join(out) + "".join("\n\n" + note for note in notes)
 
 
 def clustering_paragraph(wide: pd.DataFrame) -> str:
@@ -339,8 +345,5 @@ def build_summary(out: str | Path, *, figures: list, tables_md: list, paragraphs
                 lines += [f"Table `{os.path.relpath(p, out.parent)}`:", "",
                           _demote(p.read_text(encoding="utf-8").strip()), ""]
     text = "\n".join(lines).rstrip() + "\n"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, out)
+    write_text(out, text)
     return text

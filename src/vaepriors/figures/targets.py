@@ -47,12 +47,21 @@ def run_files(config: dict, dataset: str, name: str = "model.pt", models=None, d
             if wanted is None or d in wanted for s in (seeds or config["seeds"])]
 
 
+def density_models(config: dict) -> list[str]:
+    """The configured families whose ex-post density is studied (``ex_post_density``: the AE)."""
+    from .. import families
+
+    return [m for m in config["models"] if families.get(m).ex_post_density]
+
+
 def has_density_study(config: dict) -> bool:
-    return "ae" in config["models"]
+    return bool(density_models(config))
 
 
 def density_dims(config: dict) -> list[int]:
-    return dims_of(config, "ae") if has_density_study(config) else []
+    """The latent dims at which some family of the ex-post density study was trained."""
+    dims = {d for m in density_models(config) for d in dims_of(config, m)}
+    return [d for d in config["latent_dims"] if d in dims]
 
 
 def has_latent_maps(config: dict) -> bool:

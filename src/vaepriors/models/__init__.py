@@ -1,48 +1,33 @@
-"""The four latent families on one encoder/decoder, and their checkpoint format."""
+"""The latent families on one encoder/decoder, and their checkpoint format."""
 
 from __future__ import annotations
 
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 
 import torch
 
+from .. import families
+from ..io import atomic_path
 from .autoencoder import AE
 from .base import LatentVariableModel
 from .gaussian import NVAE
 from .mixture import GMMVAE
 from .spherical import SVAE
 
-FAMILIES: dict[str, type[LatentVariableModel]] = {
-    "nvae": NVAE,
-    "svae": SVAE,
-    "gmmvae": GMMVAE,
-    "ae": AE,
-}
+# {name: class} of every registered family (vaepriors.families), plugins included.
+FAMILIES = families.Registry()
 
 
 def build_model(name: str, **kwargs) -> LatentVariableModel:
-    try:
-        cls = FAMILIES[name]
-    except KeyError:
-        raise ValueError(f"unknown model {name!r}; expected one of {sorted(FAMILIES)}") from None
-    return cls(**kwargs)
+    return families.get(name)(**kwargs)
 
 
 def save_model(model: LatentVariableModel, path: str | Path, **extra) -> None:
     """Write {'model', 'kwargs', 'state_dict', ...} atomically (loadable with weights_only=True)."""
-    path = Path(path)
     payload = {"model": model.name, "kwargs": model.init_kwargs(), "state_dict": model.state_dict(), **extra}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 class TorchFileError(ValueError):

@@ -5,28 +5,77 @@ from __future__ import annotations
 import abc
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.distributions import Distribution, kl_divergence
 
-from .. import code_dim as _code_dim
 from .networks import decoder, encoder_body, init_output_bias
+
+# Rows per call when a whole data set is embedded (clustering, k-NN, density fits).
+EMBED_BATCH = 1000
+
+
+@torch.no_grad()
+def embed_all(model: nn.Module, x: torch.Tensor, batch_size: int = EMBED_BATCH) -> np.ndarray:
+    """``model.embed`` over a data set in batches on the model's device: (N, code_dim) float64.
+    Any module with an ``embed`` method (the evaluation also scores models of its tests)."""
+    param = next(model.parameters(), None)
+    device = x.device if param is None else param.device
+    return torch.cat([model.embed(x[s : s + batch_size].to(device)).double().cpu()
+                      for s in range(0, len(x), batch_size)]).numpy()
 
 
 class LatentVariableModel(nn.Module, metaclass=abc.ABCMeta):
-    """Encoder body + family-specific posterior head, decoder, prior. See docs/design.md."""
+    """Encoder body + family-specific posterior head, decoder, prior. See docs/design.md.
 
-    name: str = ""
+    A family describes itself with the class attributes and hooks below; the trainer, the
+    evaluation, the tables and the figures read them instead of testing the family's name."""
+
+    name: str = ""  # the registry key (vaepriors.families), in paths, tables and configs
     # Families whose KL has no closed form estimate it from the posterior sample (GMM-VAE).
     analytic_kl: bool = True
+    # Codes on the unit sphere S^d in R^(d+1): ambient dimension d + 1, spherical k-means, and an
+    # equal-area map of S^2 as the latent map at d = 2.
+    sphere: bool = False
+    # False: no KL term (the "ELBO" is minus the reconstruction); training curves show rec only.
+    has_kl: bool = True
+    # Several seeds can train stacked (training/multiseed.py, with the family's own loss): needs
+    # every parameter in an nn.Linear, the posterior drawing through vaepriors.distributions.noise,
+    # and no pre-training (which is per seed). A family opts in.
+    stacks_seeds: bool = False
+    # The AE's ex-post density study (figures/density.py) applies to this family.
+    ex_post_density: bool = False
+    # Summary: the family others are measured against, and whether this one is (S-VAE vs N-VAE).
+    baseline: bool = False
+    compare_to_baseline: bool = False
+    # Display: legend name, colour, marker, line style; the latent map's contour caption; a sentence
+    # the summary adds under the log-likelihood table when this family is in it.
+    label: str = ""
+    color: str = "#666666"
+    marker: str = "x"
+    linestyle: str = "-"
+    prior_contour_label: str = ""
+    loglik_note: str = ""
+
+    @classmethod
+    def code_dim_for(cls, latent_dim: int) -> int:
+        """Ambient dimension of z for a configured latent dimension d (d degrees of freedom)."""
+        return int(latent_dim) + 1 if cls.sphere else int(latent_dim)
+
+    @classmethod
+    def from_config(cls, latent_dim: int, input_dim: int, n_classes: int,
+                    model_cfg: dict) -> LatentVariableModel:
+        """The untrained model of a run (the `model` section of params.yaml)."""
+        return cls(input_dim=input_dim, latent_dim=latent_dim, hidden=model_cfg["hidden"])
 
     def __init__(self, input_dim: int, latent_dim: int, hidden: list[int]):
         super().__init__()
         self.input_dim = int(input_dim)
         self.latent_dim = int(latent_dim)
         self.hidden = [int(h) for h in hidden]
-        self.code_dim = _code_dim(self.name, self.latent_dim)
+        self.code_dim = self.code_dim_for(self.latent_dim)
         self.body = encoder_body(self.input_dim, self.hidden)
         self.decoder = decoder(self.code_dim, self.hidden, self.input_dim)
 
@@ -48,6 +97,33 @@ class LatentVariableModel(nn.Module, metaclass=abc.ABCMeta):
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         return self.posterior(x).mean
 
+    def embed_all(self, x: torch.Tensor, batch_size: int = EMBED_BATCH) -> np.ndarray:
+        """``embed`` over a data set in batches on the model's device: (N, code_dim) float64."""
+        return embed_all(self, x, batch_size)
+
+    # --- hooks of the pipeline (no-ops unless a family needs them) -------------------------------
+    def before_training(self, trainer) -> None:
+        """Called by the Trainer once before the first epoch (not on resume)."""
+
+    def after_training(self, x_train: torch.Tensor, xb_val: torch.Tensor, seed: int,
+                       model_cfg: dict) -> dict:
+        """Called on the best weights before model.pt is written; returns extra config.json keys.
+        ``x_train`` holds grey levels in [0, 1], ``xb_val`` the fixed binarisation."""
+        return {}
+
+    def prepare_evaluation(self, x_val: torch.Tensor, cfg: dict, seed: int, kernel: str) -> dict:
+        """Called by the evaluation before the test log-likelihood; returns extra metrics keys."""
+        return {}
+
+    def cluster_codes(self, x: torch.Tensor, codes: np.ndarray, k: int, n_init: int,
+                      seed: int) -> tuple[np.ndarray, str]:
+        """Cluster labels of the test set (its binary images x and their codes) and how they were
+        made: k-means on the codes, spherical k-means for a family on the sphere."""
+        from ..evaluation.clustering import kmeans_labels
+
+        labels = kmeans_labels(codes, k, n_init, seed, spherical=self.sphere)
+        return labels, ("spherical " if self.sphere else "") + f"k-means (n_init={n_init}) on posterior means"
+
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return self.decoder(z)
 
@@ -63,15 +139,17 @@ class LatentVariableModel(nn.Module, metaclass=abc.ABCMeta):
         return q.log_prob(z) - self.prior().log_prob(z)
 
     def loss(self, x: torch.Tensor, beta: float = 1.0) -> dict[str, torch.Tensor]:
+        """Batch means of the loss terms; x may carry leading dimensions (stacked seeds)."""
         q = self.posterior(x)
         z = q.rsample()
         rec = self.reconstruction(self.decode(z), x)
         kl = self.kl(q, z)
+        # means over the last (batch) dimension: per seed when the trainer stacks seeds in front
         return {
-            "loss": (rec + beta * kl).mean(),
-            "elbo": -(rec + kl).mean(),
-            "rec": rec.mean(),
-            "kl": kl.mean(),
+            "loss": (rec + beta * kl).mean(-1),
+            "elbo": -(rec + kl).mean(-1),
+            "rec": rec.mean(-1),
+            "kl": kl.mean(-1),
         }
 
     def _zeros(self, *shape: int) -> torch.Tensor:

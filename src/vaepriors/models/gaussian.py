@@ -6,6 +6,7 @@ import torch
 from torch import nn
 from torch.distributions import Distribution, Independent, Normal
 
+from ..distributions.normal import DiagonalNormal
 from .base import LatentVariableModel
 
 # Log-variance range of Gaussian posteriors and priors: keeps exp() finite and the KL bounded when
@@ -13,11 +14,11 @@ from .base import LatentVariableModel
 LOGVAR_MIN, LOGVAR_MAX = -12.0, 8.0
 
 
-def diagonal_normal(mu: torch.Tensor, logvar: torch.Tensor) -> Independent:
+def diagonal_normal(mu: torch.Tensor, logvar: torch.Tensor) -> DiagonalNormal:
     logvar = logvar.clamp(LOGVAR_MIN, LOGVAR_MAX)
     # No constraint validation: these are network outputs built every step (the check costs ~2% of
     # an N-VAE step), and the trainer stops on any non-finite loss term with epoch and batch.
-    return Independent(Normal(mu, torch.exp(0.5 * logvar), validate_args=False), 1, validate_args=False)
+    return DiagonalNormal(mu, torch.exp(0.5 * logvar), validate_args=False)
 
 
 def standard_normal_kl(q: Independent) -> torch.Tensor:
@@ -44,6 +45,10 @@ class GaussianPosteriorMixin:
 
 class NVAE(GaussianPosteriorMixin, LatentVariableModel):
     name = "nvae"
+    stacks_seeds = True
+    baseline = True
+    label, color, marker, linestyle = "N-VAE", "#000000", "o", "-"
+    prior_contour_label = "prior N(0, I), 2σ contour"
 
     def __init__(self, input_dim: int, latent_dim: int, hidden: list[int]):
         super().__init__(input_dim, latent_dim, hidden)

@@ -23,6 +23,13 @@ from .gaussian import LOGVAR_MAX, LOGVAR_MIN, GaussianPosteriorMixin
 class GMMVAE(GaussianPosteriorMixin, LatentVariableModel):
     name = "gmmvae"
     analytic_kl = False  # KL(q || mixture) has no closed form: one-sample Monte Carlo, exact log-densities
+    label, color, marker, linestyle = "GMM-VAE", "#BB5566", "^", "-."
+    prior_contour_label = "prior components, 2σ (× = means)"
+
+    @classmethod
+    def from_config(cls, latent_dim: int, input_dim: int, n_classes: int, model_cfg: dict) -> GMMVAE:
+        return cls(input_dim=input_dim, latent_dim=latent_dim, hidden=model_cfg["hidden"],
+                   n_components=model_cfg["gmm_components"] or n_classes)
 
     def __init__(self, input_dim: int, latent_dim: int, hidden: list[int], n_components: int):
         super().__init__(input_dim, latent_dim, hidden)
@@ -53,6 +60,21 @@ class GMMVAE(GaussianPosteriorMixin, LatentVariableModel):
         self.prior_logits.copy_(torch.as_tensor(np.log(gmm.weights_), dtype=dev.dtype))
         self.prior_means.copy_(torch.as_tensor(gmm.means_, dtype=dev.dtype))
         self.prior_logvars.copy_(torch.as_tensor(np.log(gmm.covariances_), dtype=dev.dtype))
+
+    def before_training(self, trainer) -> None:
+        """VaDE's start: AE pre-training on posterior means, then the mixture from a GMM fitted on
+        the codes of one more fresh binarisation (both drawn from the run's data generator)."""
+        trainer.pretrain(self.pretrain_loss, trainer.pretrain_epochs)
+        xb, _ = trainer.epoch_batches()
+        self.initialise_prior(self.embed_all(xb), seed=trainer.seed)
+
+    def cluster_codes(self, x: torch.Tensor, codes: np.ndarray, k: int, n_init: int,
+                      seed: int) -> tuple[np.ndarray, str]:
+        """Its own mixture: the component each test image most probably came from."""
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            labels = torch.cat([self.cluster(x[i : i + 1000]) for i in range(0, len(x), 1000)]).numpy()
+        return labels, "mixture assignment argmax_k p(k|z), averaged over posterior samples"
 
     @torch.no_grad()
     def cluster(self, x: torch.Tensor, n_samples: int = 10) -> torch.Tensor:

@@ -14,6 +14,10 @@ from .base import LatentVariableModel
 
 class SVAE(LatentVariableModel):
     name = "svae"
+    sphere = True  # S^d in R^(d+1), as Davidson et al. (2018)
+    compare_to_baseline = True
+    stacks_seeds = True
+    label, color, marker, linestyle = "S-VAE", "#004488", "s", "--"
 
     def __init__(self, input_dim: int, latent_dim: int, hidden: list[int]):
         super().__init__(input_dim, latent_dim, hidden)

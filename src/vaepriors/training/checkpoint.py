@@ -7,13 +7,13 @@ early-stopping state, history), so a resumed run continues bit for bit where the
 from __future__ import annotations
 
 import logging
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from ..io import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -26,16 +26,8 @@ class CheckpointError(RuntimeError):
 
 
 def atomic_save(obj: Any, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path, fsync=True) as tmp:
         torch.save(obj, tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 class CheckpointDir:

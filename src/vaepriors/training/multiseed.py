@@ -12,15 +12,17 @@ What stays per seed, as in the single-seed Trainer:
   * initialisation: ``torch.manual_seed(seed)`` before building that seed's model;
   * data: the seed's own generator draws each epoch's binarisation and batch order;
   * posterior noise: each seed keeps its own torch RNG state, swapped in around that seed's draws
-    (outside any batched op: the vMF rejection sampler consumes a data-dependent number of
-    uniforms); the differentiable part of the sample (reparameterisation, implicit vMF gradient,
-    KL, Bessel functions) then runs once for all seeds;
+    by the posterior itself inside ``vaepriors.distributions.noise.noise_groups`` (outside any
+    batched op: the vMF rejection sampler consumes a data-dependent number of uniforms); the
+    differentiable part of the sample (reparameterisation, implicit vMF gradient, KL, Bessel
+    functions) then runs once for all seeds;
   * early stopping: a seed that stops leaves the group: the stacked parameters and the Adam state
     are rebuilt without it, so its weights and moments are never touched again.
 
-Families: nvae, svae and ae are stacked (the AE's ex-post density is then fitted per seed exactly as
-train_run does).  gmmvae (AE pre-training and a scikit-learn mixture initialisation per seed) is
-routed to the single-seed trainer, one seed after another, with a log message saying so.
+Families: a family whose class sets ``stacks_seeds`` is stacked with its own loss, unchanged (its
+after-training step, the AE's ex-post density, then runs per seed exactly as train_run does). The
+others (GMM-VAE: pre-training and a scikit-learn mixture initialisation per seed) are routed to the
+single-seed trainer, one seed after another, with a log message saying so.
 
 Checkpoints: one group checkpoint per epoch (atomic, last two kept) in the first seed's run
 directory under ``group-checkpoints/``; a killed group resumes from it, and a checkpoint of another
@@ -43,8 +45,9 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .. import code_dim
+from .. import code_dim, families
 from ..data.prepare import load_processed
+from ..distributions.noise import noise_groups
 from ..models import LatentVariableModel
 from ..threads import flush_denormals, limit_threads
 from .checkpoint import CheckpointDir
@@ -60,7 +63,8 @@ from .trainer import (
 
 log = logging.getLogger(__name__)
 
-STACKED_FAMILIES = ("nvae", "svae", "ae")
+# the families whose class says they stack (`stacks_seeds`); the others train seed after seed
+STACKED_FAMILIES = families.Where("stacks_seeds")
 TERMS = ("elbo", "rec", "kl")
 
 
@@ -138,16 +142,36 @@ class _StackedLinear(torch.autograd.Function):
         return grad_x, grad_w, grad_b
 
 
-class _Stack:
-    """The parameters of G models of one family stacked along dim 0, and the family's loss on them.
+class _StackedLinearModule(nn.Module):
+    """Stands in for an nn.Linear of the template: applies each seed's slice of the stacked weight."""
 
-    Each step mirrors the single model's code path operation by operation, only with a leading
-    seed dimension, so that each seed's numbers are those of its own model."""
+    def __init__(self, params: dict[str, torch.Tensor], name: str):
+        super().__init__()
+        self.params, self.name = params, name
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _StackedLinear.apply(x, self.params[f"{self.name}.weight"], self.params[f"{self.name}.bias"])
+
+
+class _Stack:
+    """The parameters of G models of one family stacked along dim 0, and the family's own loss on
+    them: a copy of the model whose linear layers apply the stacked weights (so every tensor gets a
+    leading seed dimension), run inside noise groups (each seed's posterior noise from its own RNG).
+    No family-specific code: any family whose parameters all sit in nn.Linear layers and whose
+    posterior draws through vaepriors.distributions.noise stacks."""
 
     def __init__(self, templates: list[LatentVariableModel], params: dict[str, torch.Tensor]):
         self.templates = templates  # one per seed in the group: buffers, priors, loss helpers
-        self.t = templates[0]
         self.params = params
+        self.model = copy.deepcopy(templates[0])
+        for name, module in list(self.model.named_modules()):
+            if isinstance(module, nn.Linear):
+                parent, _, child = name.rpartition(".")
+                self.model.get_submodule(parent).register_module(child, _StackedLinearModule(params, name))
+        leftover = [n for n, _ in self.model.named_parameters()]
+        if leftover:
+            raise TypeError(f"multiseed: {templates[0].name} has parameters outside linear layers "
+                            f"({', '.join(leftover)}); it cannot be stacked")
 
     @classmethod
     def from_models(cls, models: list[LatentVariableModel], device: torch.device) -> _Stack:
@@ -167,84 +191,17 @@ class _Stack:
             state[name] = p.detach()[i].clone()
         return state
 
-    # layers
-    def linear(self, name: str, x: torch.Tensor) -> torch.Tensor:
-        return _StackedLinear.apply(x, self.params[f"{name}.weight"], self.params[f"{name}.bias"])
-
-    def module(self, name: str, x: torch.Tensor) -> torch.Tensor:
-        mod = self.t.get_submodule(name)
-        if isinstance(mod, nn.Linear):
-            return self.linear(name, x)
-        if not isinstance(mod, nn.Sequential):
-            raise TypeError(f"multiseed: cannot stack module {name} of type {type(mod).__name__}")
-        for child, layer in mod.named_children():
-            if isinstance(layer, nn.Linear):
-                x = self.linear(f"{name}.{child}", x)
-            elif isinstance(layer, nn.ReLU):
-                x = torch.relu(x)
-            else:
-                raise TypeError(f"multiseed: cannot stack layer {name}.{child} ({type(layer).__name__})")
-        return x
-
-    # the family's loss, stacked
     def loss(self, x: torch.Tensor, beta: float, rngs: list[_NoiseRng]) -> dict[str, torch.Tensor]:
         """x: (G, B, D) float in {0, 1}. Returns per-seed batch means, each of shape (G,)."""
-        t = self.t
-        h = self.module("body", x)
-        if t.name == "ae":
-            rec = t.reconstruction(self.module("decoder", self.linear("head", h)), x).mean(-1)
-            zero = torch.zeros_like(rec)
-            return {"loss": rec, "elbo": -rec, "rec": rec, "kl": zero}
-        if t.name == "nvae":
-            from ..models.gaussian import diagonal_normal
-            mu, logvar = self.linear("head", h).chunk(2, dim=-1)
-            q = diagonal_normal(mu, logvar)
-            z = self._normal_rsample(q, rngs)
-        elif t.name == "svae":
-            from ..models.spherical import vmf_posterior
-            q = vmf_posterior(self.linear("head", h))
-            z = self._vmf_rsample(q, rngs)
-        else:
-            raise ValueError(f"multiseed: family {t.name!r} is not stacked")
-        rec = t.reconstruction(self.module("decoder", z), x)
-        kl = t.kl(q, z)
-        return {
-            "loss": (rec + beta * kl).mean(-1),
-            "elbo": -(rec + kl).mean(-1),
-            "rec": rec.mean(-1),
-            "kl": kl.mean(-1),
-        }
-
-    @staticmethod
-    def _normal_rsample(q, rngs: list[_NoiseRng]) -> torch.Tensor:
-        """Independent(Normal).rsample(), with each seed's eps drawn under its own RNG state."""
-        base = q.base_dist
-        shape = base.loc.shape[1:]
-        eps = []
-        for rng in rngs:
-            with rng.active():
-                eps.append(torch.empty(shape, dtype=base.loc.dtype, device=base.loc.device).normal_())
-        return base.loc + torch.stack(eps) * base.scale
-
-    @staticmethod
-    def _vmf_rsample(q, rngs: list[_NoiseRng]) -> torch.Tensor:
-        """VonMisesFisher.rsample() of vaepriors.distributions.vmf, with each seed's random draws
-        (the cosine w, the tangent direction) made under its own RNG state and the differentiable
-        map onto the sphere done once for all seeds."""
-        from ..distributions import vmf
-
-        m, loc = q._m, q.loc
-        b = loc.shape[1]
-        kappa = q.concentration.detach().reshape(-1).to(torch.float64)  # (G * B,), seed-major
-        draws, tangents = [], []
-        with torch.no_grad():
-            for i, rng in enumerate(rngs):
-                with rng.active():
-                    draws.append(vmf._draw_w(kappa[i * b : (i + 1) * b], m))
-                    tangents.append(vmf._unit_tangent(b, m, loc.dtype, loc.device))
-        w, eps = (torch.cat(t) for t in zip(*draws))
-        mean = q._bessel_values()[1].reshape(-1)
-        return vmf._place_on_sphere(loc, q.concentration, w, eps, torch.cat(tangents), mean)
+        before = torch.get_rng_state()
+        with noise_groups([rng.active for rng in rngs]):
+            terms = self.model.loss(x, beta)
+        # Every draw of a stacked family is made in its seed's stream, which leaves the global one
+        # untouched: a posterior drawing outside the noise groups would tie the seeds together.
+        if not torch.equal(before, torch.get_rng_state()):
+            raise RuntimeError(f"multiseed: the {self.model.name} posterior drew noise outside "
+                               "vaepriors.distributions.noise groups; its family cannot stack seeds")
+        return terms
 
 
 # --- the group trainer ---------------------------------------------------------------------------
@@ -459,11 +416,11 @@ def train_group(
     seeds = [int(s) for s in seeds]
     if len(out_dirs) != len(seeds):
         raise ValueError(f"multiseed: {len(seeds)} seeds but {len(out_dirs)} run directories")
-    if model_name not in STACKED_FAMILIES or len(seeds) == 1:
+    if not families.get(model_name).stacks_seeds or len(seeds) == 1:
         if len(seeds) > 1:
-            log.warning("multiseed: %s is not trained with stacked seeds (GMM-VAE pre-training and "
-                        "its scikit-learn mixture initialisation are per seed); training seeds %s one "
-                        "after another with the single-seed trainer", model_name, seeds)
+            log.warning("multiseed: %s is not trained with stacked seeds (its class sets "
+                        "stacks_seeds = False); training seeds %s one after another with the "
+                        "single-seed trainer", model_name, seeds)
         return [train_run(data_path, d, dataset, model_name, latent_dim, s, train_cfg, model_cfg,
                           progress=progress) for s, d in zip(seeds, out_dirs)]
 

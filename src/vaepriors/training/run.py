@@ -5,32 +5,21 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from .. import code_dim
+from .. import code_dim, families
 from ..config import run_metadata
 from ..data.prepare import load_processed
 from ..io import write_json
-from ..models import LatentVariableModel, build_model, save_model
+from ..models import LatentVariableModel, save_model
 from ..threads import flush_denormals, limit_threads
-from .trainer import EVAL_BATCH, TrainData, Trainer, write_history
+from .trainer import TrainData, Trainer, write_history
 
 log = logging.getLogger(__name__)
 
 
 def model_for(name: str, latent_dim: int, input_dim: int, n_classes: int, model_cfg: dict) -> LatentVariableModel:
-    kwargs = {"input_dim": input_dim, "latent_dim": latent_dim, "hidden": model_cfg["hidden"]}
-    if name == "gmmvae":
-        kwargs["n_components"] = model_cfg["gmm_components"] or n_classes
-    return build_model(name, **kwargs)
-
-
-@torch.no_grad()
-def codes_of(model: LatentVariableModel, x: torch.Tensor) -> np.ndarray:
-    device = next(model.parameters()).device
-    return torch.cat([model.embed(x[s : s + EVAL_BATCH].to(device)).cpu()
-                      for s in range(0, len(x), EVAL_BATCH)]).double().numpy()
+    return families.get(name).from_config(latent_dim, input_dim, n_classes, model_cfg)
 
 
 # The whole job: torch's thread pool is created inside, so its threads flush denormals too.
@@ -72,19 +61,9 @@ def train_run(
 def write_run(model: LatentVariableModel, data: TrainData, seed: int, out_dir: Path,
               history: list[dict], summary: dict, run_config: dict, train_cfg: dict,
               model_cfg: dict, device: torch.device) -> dict:
-    """The end of every run (single-seed or grouped): the AE's ex-post density, then model.pt,
-    history.csv and config.json (config, versions, seed)."""
-    extra = {}
-    if model.name == "ae":
-        # Codes of one fixed binarisation of the training set (the model was trained on such draws).
-        gen = torch.Generator().manual_seed(seed)
-        xb_train = torch.bernoulli(data.x_train, generator=gen)
-        scores = model.fit_density(codes_of(model, xb_train), codes_of(model, data.xb_val),
-                                   model_cfg["ae_density_components"], seed)
-        extra["ae_density"] = {"components": model.density_components,
-                               "validation_log_density": {str(k): v for k, v in scores.items()}}
-        log.info("AE ex-post GMM: %d components (validation log-density %s)",
-                 model.density_components, scores)
+    """The end of every run (single-seed or grouped): the family's after-training step (the AE's
+    ex-post density), then model.pt, history.csv and config.json (config, versions, seed)."""
+    extra = model.after_training(data.x_train, data.xb_val, seed, model_cfg)
     model.cpu()
     save_model(model, out_dir / "model.pt")
     write_history(history, out_dir / "history.csv")

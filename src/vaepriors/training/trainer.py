@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..io import write_text
 from ..models import LatentVariableModel
 from ..threads import flush_denormals
 from .checkpoint import CheckpointDir
@@ -196,37 +197,33 @@ class Trainer:
         return True
 
     # --- loop --------------------------------------------------------------------------------
-    def _epoch_batches(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def epoch_batches(self) -> tuple[torch.Tensor, torch.Tensor]:
         """A fresh binarisation and a permutation, both from the run's data generator."""
         return draw_epoch(self.data.x_train, self.generator)
 
     @flush_denormals()
-    def pretrain(self, epochs: int) -> None:
-        """GMM-VAE: AE pre-training on posterior means, then the mixture from a GMM on the codes."""
+    def pretrain(self, loss_fn, epochs: int) -> None:
+        """``epochs`` epochs minimising ``loss_fn(x)`` with a fresh Adam, on the run's data order:
+        a family's pre-training (GMM-VAE's autoencoder start), called from its before_training."""
         opt = make_optimizer(self.model.parameters(), self.cfg["lr"])
         bs = self.cfg["batch_size"]
         for epoch in range(epochs):
-            xb, perm = self._epoch_batches()
+            xb, perm = self.epoch_batches()
             bar = tqdm(range(0, len(xb), bs), desc=f"pretrain {epoch + 1}/{epochs}",
                        disable=not self.progress, leave=False, mininterval=2)
             for b, start in enumerate(bar):
                 x = xb.index_select(0, perm[start : start + bs]).to(self.device)
-                loss = self.model.pretrain_loss(x)
+                loss = loss_fn(x)
                 _check_finite({"pretrain reconstruction": loss}, epoch + 1, b + 1)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
-        xb, _ = self._epoch_batches()
-        with torch.no_grad():
-            codes = torch.cat([self.model.embed(xb[s : s + EVAL_BATCH].to(self.device)).cpu()
-                               for s in range(0, len(xb), EVAL_BATCH)])
-        self.model.initialise_prior(codes.double().numpy(), seed=self.seed)
 
     @flush_denormals()
     def train_epoch(self) -> dict[str, float]:
         beta = kl_weight(self.epoch, self.cfg["warmup_epochs"])
         bs = self.cfg["batch_size"]
-        xb, perm = self._epoch_batches()
+        xb, perm = self.epoch_batches()
         totals = {"elbo": 0.0, "rec": 0.0, "kl": 0.0}
         bar = tqdm(range(0, len(xb), bs), desc=f"epoch {self.epoch + 1}/{self.cfg['max_epochs']}",
                    disable=not self.progress, leave=False, mininterval=2)
@@ -248,8 +245,8 @@ class Trainer:
     @flush_denormals()
     def fit(self) -> dict[str, Any]:
         resumed = self.resume()
-        if not resumed and hasattr(self.model, "initialise_prior"):
-            self.pretrain(self.pretrain_epochs)
+        if not resumed:
+            self.model.before_training(self)
         while self.epoch < self.cfg["max_epochs"] and self.bad_epochs < self.cfg["patience"]:
             t0 = time.perf_counter()
             row = self.train_epoch()
@@ -281,4 +278,4 @@ class Trainer:
 def write_history(history: list[dict[str, float]], path: str | Path) -> None:
     import pandas as pd
 
-    pd.DataFrame(history, columns=HISTORY_COLUMNS).to_csv(path, index=False)
+    write_text(path, pd.DataFrame(history, columns=HISTORY_COLUMNS).to_csv(index=False))

@@ -1,0 +1,212 @@
+"""A latent family is one module plus one registry entry: a family defined here, outside the
+package, goes through the real scripts (train, evaluate, aggregate, the log-likelihood figure);
+what differs between families is read from their classes, never from their names."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import vaepriors
+from vaepriors import code_dim, families
+from vaepriors.config import REPO_ROOT, ConfigError, load_params, load_schema, to_flags
+from vaepriors.models.spherical import SVAE
+
+SRC = Path(vaepriors.__file__).resolve().parents[1]
+EVAL_CFG = {
+    "importance_samples": 16,
+    "chunk_elements": 200_000,
+    "knn_labels": [50],
+    "knn_k": [1, 3],
+    "kmeans_n_init": 2,
+    "ae_scale_grid": [0.1],
+    "threads": 1,
+}
+
+# A Laplace posterior with a Laplace prior, written as a contributor would: one module, nothing
+# else. Its KL has no closed form in torch, so it is the base class's Monte Carlo estimate.
+LAPLACE_FAMILY = textwrap.dedent('''
+    import torch
+    from torch import nn
+    from torch.distributions import Independent, Laplace
+
+    from vaepriors.models.base import LatentVariableModel
+
+
+    class LaplaceVAE(LatentVariableModel):
+        name = "lvae"
+        analytic_kl = False
+        label, color, marker, linestyle = "Laplace-VAE", "#117733", "v", "-"
+
+        def __init__(self, input_dim, latent_dim, hidden):
+            super().__init__(input_dim, latent_dim, hidden)
+            self.head = nn.Linear(self.hidden[-1], 2 * self.code_dim)
+
+        def posterior(self, x):
+            loc, log_scale = self.head(self.body(x)).chunk(2, dim=-1)
+            return Independent(Laplace(loc, log_scale.clamp(-6, 4).exp()), 1)
+
+        def prior(self):
+            zero = self._zeros(self.code_dim)
+            return Independent(Laplace(zero, torch.ones_like(zero)), 1)
+''')
+
+
+@pytest.fixture
+def plugin_env(tmp_path):
+    """The environment of a pipeline with the Laplace family registered as a plugin."""
+    plugin_dir = tmp_path / "plugin"
+    plugin_dir.mkdir()
+    (plugin_dir / "laplace_family.py").write_text(LAPLACE_FAMILY)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(SRC), str(plugin_dir), env.get("PYTHONPATH", "")])
+    env[families.PLUGIN_ENV] = "laplace_family:LaplaceVAE"
+    return env
+
+
+def run(script: str, *args: str, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(REPO_ROOT / script), *args], env=env, cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_a_family_defined_outside_the_package_runs_through_the_scripts(
+        plugin_env, processed_npz, train_cfg, model_cfg, tmp_path):
+    train_cfg["max_epochs"] = 2
+    run_dir = tmp_path / "results" / "models" / "synthetic" / "lvae" / "d2" / "s0"
+    train = ["--data", str(processed_npz), "--out-dir", str(run_dir), "--dataset", "synthetic",
+             "--model", "lvae", "--latent-dim", "2", "--seed", "0", "--no-progress",
+             *to_flags(train_cfg).split(), *to_flags(model_cfg).split()]
+
+    # not registered: refused by the script with the registry's message
+    env_without = {k: v for k, v in plugin_env.items() if k != families.PLUGIN_ENV}
+    refused = run("scripts/train.py", *train, env=env_without)
+    assert refused.returncode != 0
+    assert "unknown latent family 'lvae'; registered: nvae, svae, gmmvae, ae" in refused.stderr
+
+    done = run("scripts/train.py", *train, env=plugin_env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    record = json.loads((run_dir / "config.json").read_text())
+    assert record["model"] == "lvae" and record["code_dim"] == 2
+    assert np.isfinite(pd.read_csv(run_dir / "history.csv")["val_elbo"]).all()
+
+    metrics = tmp_path / "results" / "metrics" / "synthetic" / "lvae" / "d2" / "s0.json"
+    done = run("scripts/evaluate.py", "--data", str(processed_npz), "--model", str(run_dir / "model.pt"),
+               "--out", str(metrics), "--seed", "0", "--no-progress", *to_flags(EVAL_CFG).split(),
+               env=plugin_env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(metrics.read_text())
+    assert result["model"] == "lvae" and np.isfinite(result["loglik"]["mean"])
+    # a Euclidean family without a mixture of its own: k-means on its codes
+    assert result["clustering"]["method"].startswith("k-means")
+    # log p(x) >= ELBO, up to the noise of 16 importance samples
+    assert result["loglik"]["mean"] >= result["elbo"]["elbo"] - 1.0
+
+    tables = tmp_path / "results" / "tables"
+    done = run("scripts/aggregate.py", "--metrics", str(metrics), "--out-dir", str(tables), env=plugin_env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    wide = pd.read_csv(tables / "loglik.csv")
+    assert wide.loc[wide["metric"] == "loglik", "lvae_mean"].item() == pytest.approx(result["loglik"]["mean"])
+
+    figure = tmp_path / "results" / "figures" / "loglik.png"
+    done = run("scripts/figures/results_figures.py", "--kind", "loglik", "--table", str(tables / "loglik.csv"),
+               "--out", str(figure), env=plugin_env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert figure.read_bytes()[:4] == b"\x89PNG" and figure.with_suffix(".pdf").read_bytes()[:4] == b"%PDF"
+
+
+def test_snakemake_plans_a_plugin_family(plugin_env, tmp_path):
+    """The schema, the wildcard constraints and the grid take a registered plugin family."""
+    override = tmp_path / "grid.yaml"
+    override.write_text('models: ["nvae", "lvae"]\n')
+    cmd = [sys.executable, "-m", "snakemake", "--cores", "1", "-n", "--forceall", "--quiet", "rules",
+           "--configfile", "profiles/quick/params.yaml", str(override)]
+    done = subprocess.run(cmd, env=plugin_env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    trains = {ln.split()[0]: int(ln.split()[1]) for ln in done.stdout.splitlines()
+              if ln.strip().startswith("train")}
+    cfg = load_params(REPO_ROOT / "params.yaml", REPO_ROOT / "profiles" / "quick" / "params.yaml")
+    assert sum(trains.values()) == 2 * len(cfg["datasets"]) * len(cfg["latent_dims"]) * len(cfg["seeds"])
+    env_without = {k: v for k, v in plugin_env.items() if k != families.PLUGIN_ENV}
+    refused = subprocess.run(cmd, env=env_without, cwd=REPO_ROOT, capture_output=True, text=True,
+                             timeout=600)
+    assert refused.returncode != 0
+    assert "unknown latent family 'lvae'" in refused.stdout + refused.stderr
+
+
+# --- in-process registration ---------------------------------------------------------------------
+
+class SphereCopy(SVAE):
+    """The S-VAE under another name: nothing in the pipeline may know it by name."""
+
+    name = "sphere_copy"
+    label = "S-VAE copy"
+
+
+@pytest.fixture
+def sphere_copy():
+    families.register(SphereCopy)
+    yield SphereCopy
+    families.unregister(SphereCopy.name)
+
+
+def test_registered_family_is_accepted_by_the_configuration(sphere_copy, tmp_path):
+    schema = load_schema()
+    assert schema["properties"]["models"]["items"]["enum"] == families.names()
+    good = tmp_path / "good.yaml"
+    good.write_text('models: ["nvae", "sphere_copy"]\n')
+    assert load_params(REPO_ROOT / "params.yaml", good)["models"] == ["nvae", "sphere_copy"]
+    families.unregister(SphereCopy.name)
+    with pytest.raises(ConfigError, match=r"models\.1: unknown latent family 'sphere_copy'"):
+        load_params(REPO_ROOT / "params.yaml", good)
+
+
+def test_a_spherical_family_is_clustered_spherically(sphere_copy, processed_npz, clustered_arrays,
+                                                     train_cfg, model_cfg, tmp_path):
+    from vaepriors.evaluation.clustering import clustering_scores, kmeans_labels
+    from vaepriors.evaluation.loglik import posterior_means
+    from vaepriors.evaluation.run import evaluate_run
+    from vaepriors.training.run import train_run
+
+    assert code_dim("sphere_copy", 2) == 3  # S^2 in R^3, from the class, not the name
+    train_cfg["max_epochs"] = 2
+    train_run(processed_npz, tmp_path, "synthetic", "sphere_copy", 2, 0, train_cfg, model_cfg,
+              progress=False)
+    metrics = evaluate_run(tmp_path / "model.pt", processed_npz, 0, EVAL_CFG, progress=False)
+    assert metrics["clustering"]["method"].startswith("spherical k-means")
+
+    from vaepriors.models import load_model
+
+    model = load_model(tmp_path / "model.pt")
+    assert type(model) is SphereCopy and model.code_dim == 3
+    x_test = torch.from_numpy(clustered_arrays["xb_test"]).float()
+    z = posterior_means(model, x_test)
+    # rescaled rows: spherical k-means must not notice, Euclidean k-means would
+    z = z * np.random.default_rng(0).uniform(0.1, 10.0, (len(z), 1))
+    labels, method = model.cluster_codes(x_test, z, 5, EVAL_CFG["kmeans_n_init"], 0)
+    np.testing.assert_array_equal(labels, kmeans_labels(z, 5, EVAL_CFG["kmeans_n_init"], 0, spherical=True))
+    expected = clustering_scores(clustered_arrays["y_test"],
+                                 kmeans_labels(posterior_means(model, x_test), 5,
+                                               EVAL_CFG["kmeans_n_init"], 0, spherical=True))
+    assert {k: metrics["clustering"][k] for k in expected} == expected
+
+
+def test_every_family_describes_itself():
+    """What the pipeline reads from a family is there for every registered one, and distinct where
+    figures need it (colour, marker, line style: no curve identified by colour alone)."""
+    names = families.names()
+    assert names[:4] == ["nvae", "svae", "gmmvae", "ae"]
+    for attr in ("label", "color", "marker", "linestyle"):
+        values = [getattr(families.get(n), attr) for n in names]
+        assert all(values) and len(set(values)) == len(values), attr
+    assert [n for n in names if families.get(n).sphere] == ["svae"]
+    with pytest.raises(families.UnknownFamilyError, match="registered: nvae, svae, gmmvae, ae"):
+        families.get("flow")
