@@ -207,6 +207,6 @@ def test_every_family_describes_itself():
     for attr in ("label", "color", "marker", "linestyle"):
         values = [getattr(families.get(n), attr) for n in names]
         assert all(values) and len(set(values)) == len(values), attr
-    assert [n for n in names if families.get(n).sphere] == ["svae"]
+    assert [n for n in names if families.get(n).sphere] == ["svae", "psvae"]
     with pytest.raises(families.UnknownFamilyError, match="registered: nvae, svae, gmmvae, ae"):
         families.get("flow")

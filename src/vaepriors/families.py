@@ -27,6 +27,7 @@ BUILTIN = (
     "vaepriors.models.spherical:SVAE",
     "vaepriors.models.mixture:GMMVAE",
     "vaepriors.models.autoencoder:AE",
+    "vaepriors.models.power_spherical:PSVAE",
 )
 PLUGIN_ENV = "VAEPRIORS_FAMILIES"
 
