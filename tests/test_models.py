@@ -26,6 +26,8 @@ def make(family: str, latent_dim: int = 3, seed: int = 0, **extra):
     kwargs = {"input_dim": D, "latent_dim": latent_dim, "hidden": HIDDEN, **extra}
     if family == "gmmvae":
         kwargs.setdefault("n_components", K)
+    if family == "vamp":
+        kwargs.setdefault("n_pseudo_inputs", K)
     return build_model(family, **kwargs)
 
 

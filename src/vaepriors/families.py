@@ -28,6 +28,8 @@ BUILTIN = (
     "vaepriors.models.mixture:GMMVAE",
     "vaepriors.models.autoencoder:AE",
     "vaepriors.models.power_spherical:PSVAE",
+    "vaepriors.models.laplace:LaplaceVAE",
+    "vaepriors.models.vamp:VampVAE",
 )
 PLUGIN_ENV = "VAEPRIORS_FAMILIES"
 
