@@ -34,6 +34,7 @@ MODEL_CFG = {
     "gmm_components": 0,
     "gmm_pretrain_epochs": 2,
     "ae_density_components": [1, 3],
+    "vamp_components": 4,
 }
 
 

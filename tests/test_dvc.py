@@ -195,10 +195,11 @@ def test_plots_page_renders_offline(tmp_path):
     table = root / "results/tables/loglik.csv"
     table.parent.mkdir(parents=True)
     table.write_text("dataset,metric,latent_dim,nvae_mean,nvae_sd,nvae_n,svae_mean,svae_sd,svae_n,"
-                     "gmmvae_mean,gmmvae_sd,gmmvae_n,ae_mean,ae_sd,ae_n\n"
-                     "digits,loglik,2,-30,1,2,-29,1,2,-31,1,2,-28,1,2\n"
-                     "digits,loglik,5,-25,1,2,-24,1,2,-26,1,2,-23,1,2\n"
-                     "digits,elbo,2,-32,1,2,-31,1,2,-33,1,2,-30,1,2\n")
+                     "gmmvae_mean,gmmvae_sd,gmmvae_n,ae_mean,ae_sd,ae_n,psvae_mean,psvae_sd,psvae_n,"
+                     "lvae_mean,lvae_sd,lvae_n,vamp_mean,vamp_sd,vamp_n\n"
+                     "digits,loglik,2,-30,1,2,-29,1,2,-31,1,2,-28,1,2,-29,1,2,-30,1,2,-27,1,2\n"
+                     "digits,loglik,5,-25,1,2,-24,1,2,-26,1,2,-23,1,2,-24,1,2,-25,1,2,-22,1,2\n"
+                     "digits,elbo,2,-32,1,2,-31,1,2,-33,1,2,-30,1,2,-31,1,2,-32,1,2,-29,1,2\n")
     dvc("plots", "show", "-o", "plots_out", cwd=root)
     html = (root / "plots_out" / "index.html").read_text()
     assert "vega@5" in html and "vegaEmbed" in html

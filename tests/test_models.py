@@ -26,6 +26,8 @@ def make(family: str, latent_dim: int = 3, seed: int = 0, **extra):
     kwargs = {"input_dim": D, "latent_dim": latent_dim, "hidden": HIDDEN, **extra}
     if family == "gmmvae":
         kwargs.setdefault("n_components", K)
+    if family == "vamp":
+        kwargs.setdefault("n_pseudo_inputs", K)
     return build_model(family, **kwargs)
 
 
@@ -86,14 +88,15 @@ def test_interface_shapes(family):
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_latent_dimension_convention(family, d):
     model = make(family, latent_dim=d)
-    expected = d + 1 if family == "svae" else d
+    on_sphere = FAMILIES[family].sphere
+    expected = d + 1 if on_sphere else d
     assert code_dim(family, d) == expected
     assert model.latent_dim == d and model.code_dim == expected
     assert model.decoder[0].in_features == expected
     x = binary_batch(4)
     assert model.embed(x).shape == (4, expected)
     assert model.posterior(x).rsample().shape == (4, expected)
-    if family == "svae":  # codes live on the unit sphere of R^(d+1)
+    if on_sphere:  # codes live on the unit sphere of R^(d+1)
         torch.testing.assert_close(model.embed(x).norm(dim=-1), torch.ones(4))
         torch.testing.assert_close(model.posterior(x).rsample().norm(dim=-1), torch.ones(4))
 

@@ -27,6 +27,9 @@ BUILTIN = (
     "vaepriors.models.spherical:SVAE",
     "vaepriors.models.mixture:GMMVAE",
     "vaepriors.models.autoencoder:AE",
+    "vaepriors.models.power_spherical:PSVAE",
+    "vaepriors.models.laplace:LaplaceVAE",
+    "vaepriors.models.vamp:VampVAE",
 )
 PLUGIN_ENV = "VAEPRIORS_FAMILIES"
 

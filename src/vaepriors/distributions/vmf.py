@@ -1,4 +1,5 @@
-"""von Mises-Fisher distribution on S^(m-1) in R^m and the uniform distribution on the sphere.
+"""von Mises-Fisher distribution on S^(m-1) in R^m (the uniform distribution on the sphere and the
+Householder map, shared with the Power Spherical distribution, live in sphere.py).
 
 Sampling follows Wood (1994): the cosine w = mu^T z is drawn (exactly by inverse CDF for m = 3,
 otherwise by rejection from a transformed Beta((m-1)/2, (m-1)/2)); the tangent part is a
@@ -34,26 +35,13 @@ from torch.distributions.kl import register_kl
 
 from . import noise
 from .bessel import _log_iv_and_ratio_values, bessel_ratio, log_iv_and_ratio
+from .sphere import HypersphericalUniform, sphere
+from .sphere import constant as _constant
+from .sphere import householder_vector as _householder_vector
+from .sphere import log_sphere_area as _log_sphere_area
+from .sphere import reflect as _reflect
 
 __all__ = ["HypersphericalUniform", "VonMisesFisher"]
-
-
-class _Sphere(constraints.Constraint):
-    """Unit vectors along the last dimension (tolerance suited to the dtype)."""
-
-    event_dim = 1
-
-    def check(self, value):
-        tol = 10 * torch.finfo(value.dtype).eps ** 0.5
-        return (torch.linalg.vector_norm(value, dim=-1) - 1).abs() < tol
-
-
-sphere = _Sphere()
-
-
-def _log_sphere_area(m):
-    """log |S^(m-1)| = log(2 pi^(m/2) / Gamma(m/2))."""
-    return math.log(2) + 0.5 * m * math.log(math.pi) - math.lgamma(0.5 * m)
 
 
 def _wood_b(kappa, m):
@@ -76,20 +64,6 @@ def _host():
     from . import vmf_host
 
     return vmf_host
-
-
-@cache
-def _constant(value, dtype, device):
-    """A 0-d tensor holding `value`, built once per dtype and device."""
-    return torch.tensor(value, dtype=dtype, device=device)
-
-
-@cache
-def _unit_vector(m, dtype, device):
-    """e1 in R^m."""
-    e1 = torch.zeros(m, dtype=dtype, device=device)
-    e1[0] = 1
-    return e1
 
 
 # Proposals drawn per pending row and round: up to _MAX_PROPOSALS, while a round has at most
@@ -329,28 +303,6 @@ def _z0(w, tangent, dtype):
     return radius, z0
 
 
-def _reflect(s, u, uu, z0):
-    """(Q z0, u^T z0 / u^T u) for Q of _householder_vector; z0 (..., m) broadcasts against u."""
-    proj = (u * z0).sum(-1, keepdim=True) / uu
-    return s * torch.addcmul(z0, proj, u, value=-2), proj
-
-
-def _householder_vector(loc):
-    """(s, u, u^T u) of an orthogonal map Q = s (I - 2 u u^T / u^T u) with Q e1 = loc (..., m).
-
-    u = e1 - s loc with s = -sign(loc_1): then u^T u >= 2, so Q is smooth in loc everywhere (the
-    textbook u = e1 - loc degenerates at loc = e1).  Any orthogonal Q with Q e1 = loc maps
-    vMF(e1) to vMF(loc), so switching s is harmless.
-    """
-    s = torch.where(
-        loc[..., :1] > 0,
-        _constant(-1.0, loc.dtype, loc.device),
-        _constant(1.0, loc.dtype, loc.device),
-    )
-    u = _unit_vector(loc.shape[-1], loc.dtype, loc.device) - s * loc
-    return s, u, (u * u).sum(-1, keepdim=True)
-
-
 def _place_on_sphere(loc, kappa, w, eps, tangent, mean=None):
     """The differentiable part of a vMF draw: loc (..., m) and kappa (...) with the draws of
     _draw_w and _unit_tangent for them, flattened to (N,) and (N, m - 1); mean as in _dw_dkappa."""
@@ -567,38 +519,6 @@ class VonMisesFisher(Distribution):
             return _place_on_sphere_no_grad(self.loc, w, tangent, torch.Size(sample_shape))
         mean = _flat(_expand(self._bessel_values()[1], shape[:-1]), (-1,))
         return _place_on_sphere(_expand(self.loc, shape), kappa, w, eps, tangent, mean)
-
-
-class HypersphericalUniform(Distribution):
-    """Uniform distribution on S^(dim-1) in R^dim (dim is the ambient dimension)."""
-
-    arg_constraints: ClassVar[dict] = {}
-    support = sphere
-    has_rsample = True
-
-    def __init__(self, dim, device=None, dtype=None, validate_args=None):
-        if dim < 2:
-            raise ValueError("HypersphericalUniform needs an ambient dimension dim >= 2")
-        self.dim = dim
-        self.device = torch.device("cpu") if device is None else torch.device(device)
-        self.dtype = torch.get_default_dtype() if dtype is None else dtype
-        super().__init__(torch.Size(), torch.Size([dim]), validate_args=validate_args)
-
-    def _log_area(self):
-        return torch.tensor(_log_sphere_area(self.dim), dtype=self.dtype, device=self.device)
-
-    def rsample(self, sample_shape=()):
-        shape = self._extended_shape(sample_shape)
-        z = torch.randn(shape, dtype=self.dtype, device=self.device)
-        return z / torch.linalg.vector_norm(z, dim=-1, keepdim=True)
-
-    def log_prob(self, value):
-        if self._validate_args:
-            self._validate_sample(value)
-        return (-self._log_area()).expand(value.shape[:-1])
-
-    def entropy(self):
-        return self._log_area()
 
 
 @register_kl(VonMisesFisher, HypersphericalUniform)

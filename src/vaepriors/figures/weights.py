@@ -119,22 +119,22 @@ def pretty_layer(layer: str, shape: str | None = None) -> str:
 def initial_model(trained, seed: int, n_classes: int, pixel_mean=None):
     """The model as training built it before its first step (same seed, same constructor).
 
-    ``torch.manual_seed(seed)`` then ``model_for`` is the exact sequence of
-    ``vaepriors.training.run.train_run``; nothing else draws from the global generator between
-    the two, so the rebuild reproduces the initial weights bit for bit. ``pixel_mean`` (the mean
+    ``torch.manual_seed(seed)`` then the family's constructor is the exact sequence of
+    ``vaepriors.training.run.train_run`` (its ``model_for`` calls the constructor with the run's
+    configuration, which the checkpoint's ``init_kwargs`` record, component counts included, so
+    ``n_classes`` is not needed); nothing else draws from the global generator between the two, so
+    the rebuild reproduces the initial weights bit for bit. ``pixel_mean`` (the mean
     of x_train / 255) also reproduces the decoder's output bias, which training sets from it. Raises
     if the rebuilt architecture differs from the trained one or if two rebuilds differ."""
     import torch
 
-    from ..training.run import model_for
+    from .. import families
 
     kwargs = trained.init_kwargs()
-    # The GMM-VAE's component count is stored; passing it reproduces "gmm_components or classes".
-    cfg = {"hidden": kwargs["hidden"], "gmm_components": kwargs.get("n_components", 0)}
 
     def build():
         torch.manual_seed(seed)
-        model = model_for(trained.name, kwargs["latent_dim"], kwargs["input_dim"], n_classes, cfg)
+        model = families.get(trained.name)(**kwargs)
         if pixel_mean is not None:
             model.init_output_bias(torch.as_tensor(pixel_mean, dtype=torch.float32))
         return model

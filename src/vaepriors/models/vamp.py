@@ -1,0 +1,66 @@
+"""VampPrior VAE (Tomczak & Welling 2018): diagonal Gaussian posterior; the prior is the mixture of
+the posteriors of K learned pseudo-inputs u_k, p(z) = (1/K) sum_k q(z | u_k).
+
+The prior is rebuilt from the current encoder whenever it is asked for, so the encoder and the
+pseudo-inputs both learn through it. Its log-density is exact (a log-sum-exp over the components);
+the KL to it has no closed form and is the one-sample Monte Carlo estimate of the base class.
+The pseudo-inputs are images in [0, 1]: u_k = sigmoid(a_k), started from training images.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.distributions import Distribution
+
+from ..distributions.mixture import DiagonalGaussianMixture
+from .base import LatentVariableModel
+from .gaussian import GaussianPosteriorMixin
+
+# Training images start the pseudo-inputs clamped to [eps, 1 - eps]: a sigmoid reaches 0 and 1
+# only at infinite logits, and Adam moves logits of +-2.9 in a few hundred steps if it must.
+PSEUDO_INPUT_EPS = 0.05
+
+
+class VampVAE(GaussianPosteriorMixin, LatentVariableModel):
+    name = "vamp"
+    analytic_kl = False  # KL(q || mixture) has no closed form: one-sample Monte Carlo, exact log-densities
+    label, color, marker, linestyle = "VampPrior", "#66CCEE", "*", (0, (1, 1))
+    prior_contour_label = "prior components q(z|u_k), 2σ (× = pseudo-input codes)"
+
+    @classmethod
+    def from_config(cls, latent_dim: int, input_dim: int, n_classes: int, model_cfg: dict) -> VampVAE:
+        return cls(input_dim=input_dim, latent_dim=latent_dim, hidden=model_cfg["hidden"],
+                   n_pseudo_inputs=model_cfg["vamp_components"])
+
+    def __init__(self, input_dim: int, latent_dim: int, hidden: list[int], n_pseudo_inputs: int):
+        super().__init__(input_dim, latent_dim, hidden)
+        self._build_gaussian_head()
+        self.n_pseudo_inputs = int(n_pseudo_inputs)
+        # grey images 0.5 until before_training puts training images there (no random draw, so the
+        # networks start with the same weights as the N-VAE of the same seed)
+        self.pseudo_logits = nn.Parameter(torch.zeros(self.n_pseudo_inputs, self.input_dim))
+
+    def init_kwargs(self) -> dict:
+        return {**super().init_kwargs(), "n_pseudo_inputs": self.n_pseudo_inputs}
+
+    def pseudo_inputs(self) -> torch.Tensor:
+        return torch.sigmoid(self.pseudo_logits)
+
+    def prior(self) -> Distribution:
+        components = self.posterior(self.pseudo_inputs()).base_dist
+        logits = torch.zeros_like(components.loc[:, 0])  # equal weights 1/K
+        return DiagonalGaussianMixture(logits, components.loc, components.scale)
+
+    @torch.no_grad()
+    def initialise_pseudo_inputs(self, x_train: torch.Tensor, seed: int) -> None:
+        """u_k = K training images (grey levels), drawn without replacement where there are enough."""
+        g = torch.Generator().manual_seed(seed)
+        n, k = len(x_train), self.n_pseudo_inputs
+        index = torch.randperm(n, generator=g)[:k] if k <= n else torch.randint(n, (k,), generator=g)
+        images = x_train[index].clamp(PSEUDO_INPUT_EPS, 1 - PSEUDO_INPUT_EPS)
+        self.pseudo_logits.copy_(torch.logit(images).to(self.pseudo_logits))
+
+    def before_training(self, trainer) -> None:
+        # its own generator: the trainer's data generator (binarisations, batch order) is untouched
+        self.initialise_pseudo_inputs(trainer.data.x_train, trainer.seed)
