@@ -28,9 +28,9 @@ def test_dry_run_plans_the_grid(extra):
 def test_default_grid_size():
     out = snakemake("-n", "--forceall", "--quiet", "rules")
     assert out.returncode == 0, out.stderr[-3000:]
-    # 2 datasets x 4 models x 5 dims x 10 seeds
+    # 2 datasets x 7 models x 5 dims x 10 seeds
     line = next(ln for ln in out.stdout.splitlines() if ln.strip().startswith("train "))
-    assert int(line.split()[1]) == 400
+    assert int(line.split()[1]) == 700
 
 
 def test_bad_config_fails_before_any_job(tmp_path):
@@ -53,7 +53,7 @@ def test_config_overrides_of_lists_and_nested_numbers_are_typed():
     out = snakemake("-n", "--forceall", "--quiet", "rules",
                     "--config", "seeds=[0,1]", "train={lr: 0.0005, max_epochs: 3}", "latent_dims=[2]")
     assert out.returncode == 0, out.stderr[-3000:]
-    assert planned_jobs(out)["train"] == 2 * 4 * 1 * 2  # datasets x models x dims x seeds
+    assert planned_jobs(out)["train"] == 2 * 7 * 1 * 2  # datasets x models x dims x seeds
 
 
 def test_config_override_is_passed_to_the_jobs_typed():
