@@ -332,8 +332,8 @@ def replication_paragraph(comparison: pd.DataFrame, patterns: pd.DataFrame, labe
                      else f"Training followed the {label}.")
         if done["ours_n"].min() < 3:
             parts.append("With fewer than 3 seeds per cell the standard errors below are rough.")
-    sources = ", ".join(sorted(done["source"].unique()))
     if len(nats):
+        sources = ", ".join(sorted(nats["source"].unique()))
         parts.append(f"Against {sources}: {int(nats['within_1_nat'].sum())} of {len(nats)} "
                      f"cells in nats (log-likelihood, ELBO, reconstruction, KL) are within "
                      f"{TOLERANCE_NATS:g} nat of the published value; for the log-likelihood "
