@@ -65,11 +65,13 @@ def _hours(seconds: float) -> str:
 def run_record(workdir: Path) -> dict:
     """Provenance of the results under workdir/results, read from the files themselves."""
     results = workdir / "results"
-    configs = [read_metrics(p, required=()) for p in sorted((results / "models").rglob("config.json"))]
-    metrics = [read_metrics(p, required=()) for p in sorted((results / "metrics").rglob("s*.json"))]
-    train_s = 0.0
-    for path in sorted((results / "models").rglob("history.csv")):
-        train_s += float(pd.read_csv(path)["seconds"].sum())
+    # The published runs are the evaluated ones (results/ may hold runs of a larger grid).
+    evaluated = sorted((results / "metrics").rglob("s*.json"))
+    runs = [results / "models" / p.relative_to(results / "metrics").with_suffix("") for p in evaluated]
+    metrics = [read_metrics(p, required=()) for p in evaluated]
+    configs = [read_metrics(r / "config.json", required=()) for r in runs if (r / "config.json").exists()]
+    train_s = sum(float(pd.read_csv(r / "history.csv")["seconds"].sum())
+                  for r in runs if (r / "history.csv").exists())
     times = snakemake_times(workdir)
     metas = [c.get("meta", {}) for c in configs]
     return {
