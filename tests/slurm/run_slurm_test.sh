@@ -20,7 +20,7 @@
 # Environment: VAEPRIORS_SLURM_TEST=toy|quick, SLURM_TEST_PROCTRACK=linuxproc|pgid|cgroup
 # (default linuxproc), SLURM_TEST_PARTITION (default debug), SLURM_TEST_CTLD_PORT /
 # SLURM_TEST_SLURMD_PORT (default 6817 / 6818), SLURM_TEST_TIMEOUT (seconds for the snakemake
-# run, default 900), SNAKEMAKE (default: the repo's .venv/bin/snakemake, else snakemake on PATH).
+# run, default 1800), SNAKEMAKE (default: the repo's .venv/bin/snakemake, else snakemake on PATH).
 set -euo pipefail
 
 T0=$(date +%s)
@@ -40,7 +40,7 @@ PROCTRACK=${SLURM_TEST_PROCTRACK:-linuxproc}
 PARTITION=${SLURM_TEST_PARTITION:-debug}
 CTLD_PORT=${SLURM_TEST_CTLD_PORT:-6817}
 SLURMD_PORT=${SLURM_TEST_SLURMD_PORT:-6818}
-RUN_TIMEOUT=${SLURM_TEST_TIMEOUT:-900}
+RUN_TIMEOUT=${SLURM_TEST_TIMEOUT:-1800}
 
 log() { printf '[slurm-test %3ss] %s\n' "$(($(date +%s) - T0))" "$*" >&2; }
 die() {

@@ -321,8 +321,8 @@ def write_comparison(out_dir: str | Path, comparison: pd.DataFrame, patterns: pd
 def replication_paragraph(comparison: pd.DataFrame, patterns: pd.DataFrame, label: str) -> str:
     """The opening paragraph of results/summary.md, every number read from the comparison."""
     if comparison.empty:
-        return ("No published reference numbers cover this grid (references exist for: see "
-                "workflow/references/), so there is no replication verdict.")
+        return ("No published reference numbers cover this grid (see workflow/references/), so "
+                "there is no replication verdict.")
     done = comparison[comparison["status"] == "ok"]
     nats = done[done["metric"].isin(NATS_METRICS)]
     ll = nats[nats["metric"] == "loglik"]
