@@ -73,6 +73,23 @@ def processed_npz(tmp_path_factory, clustered_arrays):
     return path
 
 
+# A small evaluate section for the tests that run a new family through the evaluation.
+TINY_EVAL_CFG = {
+    "importance_samples": 16,
+    "chunk_elements": 200_000,
+    "knn_labels": [50],
+    "knn_k": [1, 3],
+    "kmeans_n_init": 2,
+    "ae_scale_grid": [0.1],
+    "threads": 1,
+}
+
+
+@pytest.fixture
+def eval_cfg() -> dict:
+    return copy.deepcopy(TINY_EVAL_CFG)
+
+
 @pytest.fixture
 def train_cfg() -> dict:
     cfg = copy.deepcopy(TRAIN_CFG)

@@ -22,15 +22,6 @@ from vaepriors.config import REPO_ROOT, ConfigError, load_params, load_schema, t
 from vaepriors.models.spherical import SVAE
 
 SRC = Path(vaepriors.__file__).resolve().parents[1]
-EVAL_CFG = {
-    "importance_samples": 16,
-    "chunk_elements": 200_000,
-    "knn_labels": [50],
-    "knn_k": [1, 3],
-    "kmeans_n_init": 2,
-    "ae_scale_grid": [0.1],
-    "threads": 1,
-}
 
 # A Laplace posterior with a Laplace prior, written as a contributor would: one module, nothing
 # else (the package's own lvae is the same idea; this one takes the base class's Monte Carlo KL).
@@ -78,7 +69,7 @@ def run(script: str, *args: str, env: dict) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=600)
 
 
-def test_a_family_defined_outside_the_package_runs_through_the_scripts(
+def test_a_family_defined_outside_the_package_runs_through_the_scripts(eval_cfg,
         plugin_env, processed_npz, train_cfg, model_cfg, tmp_path):
     train_cfg["max_epochs"] = 2
     run_dir = tmp_path / "results" / "models" / "synthetic" / "plugvae" / "d2" / "s0"
@@ -100,7 +91,7 @@ def test_a_family_defined_outside_the_package_runs_through_the_scripts(
 
     metrics = tmp_path / "results" / "metrics" / "synthetic" / "plugvae" / "d2" / "s0.json"
     done = run("scripts/evaluate.py", "--data", str(processed_npz), "--model", str(run_dir / "model.pt"),
-               "--out", str(metrics), "--seed", "0", "--no-progress", *to_flags(EVAL_CFG).split(),
+               "--out", str(metrics), "--seed", "0", "--no-progress", *to_flags(eval_cfg).split(),
                env=plugin_env)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(metrics.read_text())
@@ -169,7 +160,7 @@ def test_registered_family_is_accepted_by_the_configuration(sphere_copy, tmp_pat
         load_params(REPO_ROOT / "params.yaml", good)
 
 
-def test_a_spherical_family_is_clustered_spherically(sphere_copy, processed_npz, clustered_arrays,
+def test_a_spherical_family_is_clustered_spherically(eval_cfg, sphere_copy, processed_npz, clustered_arrays,
                                                      train_cfg, model_cfg, tmp_path):
     from vaepriors.evaluation.clustering import clustering_scores, kmeans_labels
     from vaepriors.evaluation.loglik import posterior_means
@@ -180,7 +171,7 @@ def test_a_spherical_family_is_clustered_spherically(sphere_copy, processed_npz,
     train_cfg["max_epochs"] = 2
     train_run(processed_npz, tmp_path, "synthetic", "sphere_copy", 2, 0, train_cfg, model_cfg,
               progress=False)
-    metrics = evaluate_run(tmp_path / "model.pt", processed_npz, 0, EVAL_CFG, progress=False)
+    metrics = evaluate_run(tmp_path / "model.pt", processed_npz, 0, eval_cfg, progress=False)
     assert metrics["clustering"]["method"].startswith("spherical k-means")
 
     from vaepriors.models import load_model
@@ -191,11 +182,11 @@ def test_a_spherical_family_is_clustered_spherically(sphere_copy, processed_npz,
     z = posterior_means(model, x_test)
     # rescaled rows: spherical k-means must not notice, Euclidean k-means would
     z = z * np.random.default_rng(0).uniform(0.1, 10.0, (len(z), 1))
-    labels, method = model.cluster_codes(x_test, z, 5, EVAL_CFG["kmeans_n_init"], 0)
-    np.testing.assert_array_equal(labels, kmeans_labels(z, 5, EVAL_CFG["kmeans_n_init"], 0, spherical=True))
+    labels, method = model.cluster_codes(x_test, z, 5, eval_cfg["kmeans_n_init"], 0)
+    np.testing.assert_array_equal(labels, kmeans_labels(z, 5, eval_cfg["kmeans_n_init"], 0, spherical=True))
     expected = clustering_scores(clustered_arrays["y_test"],
                                  kmeans_labels(posterior_means(model, x_test), 5,
-                                               EVAL_CFG["kmeans_n_init"], 0, spherical=True))
+                                               eval_cfg["kmeans_n_init"], 0, spherical=True))
     assert {k: metrics["clustering"][k] for k in expected} == expected
 
 

@@ -20,15 +20,6 @@ from vaepriors.config import REPO_ROOT, to_flags
 from vaepriors.evaluation.loglik import importance_log_likelihood
 
 NEW = ["psvae", "lvae", "vamp"]
-EVAL_CFG = {
-    "importance_samples": 16,
-    "chunk_elements": 200_000,
-    "knn_labels": [50],
-    "knn_k": [1, 3],
-    "kmeans_n_init": 2,
-    "ae_scale_grid": [0.1],
-    "threads": 1,
-}
 
 
 def run(script: str, *args: str) -> subprocess.CompletedProcess:
@@ -37,7 +28,7 @@ def run(script: str, *args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize("family", NEW)
-def test_family_runs_through_train_and_evaluate(family, processed_npz, train_cfg, model_cfg, tmp_path):
+def test_family_runs_through_train_and_evaluate(family, eval_cfg, processed_npz, train_cfg, model_cfg, tmp_path):
     cls = families.get(family)
     train_cfg["max_epochs"] = 2
     run_dir = tmp_path / "models" / family
@@ -51,7 +42,7 @@ def test_family_runs_through_train_and_evaluate(family, processed_npz, train_cfg
 
     metrics = tmp_path / "metrics.json"
     done = run("scripts/evaluate.py", "--data", str(processed_npz), "--model", str(run_dir / "model.pt"),
-               "--out", str(metrics), "--seed", "0", "--no-progress", *to_flags(EVAL_CFG).split())
+               "--out", str(metrics), "--seed", "0", "--no-progress", *to_flags(eval_cfg).split())
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(metrics.read_text())
     assert result["model"] == family and np.isfinite(result["loglik"]["mean"])
