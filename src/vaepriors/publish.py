@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
 from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
 
-from .config import cpu_model
+from .config import cpu_model, git_commit
 from .evaluation.tables import read_metrics
 from .io import write_text
 
@@ -53,11 +52,6 @@ def snakemake_times(workdir: Path) -> dict:
     return {"wall": wall, "invocations": invocations, "rules": rules}
 
 
-def _git(workdir: Path, *args: str) -> str:
-    out = subprocess.run(["git", *args], cwd=workdir, capture_output=True, text=True)
-    return out.stdout.strip() if out.returncode == 0 else "unknown"
-
-
 def _hours(seconds: float) -> str:
     return f"{seconds / 3600:.2f} h"
 
@@ -86,9 +80,8 @@ def run_record(workdir: Path) -> dict:
         "platform": sorted({m.get("platform", "?") for m in metas}),
         "versions": {k: sorted({str(m.get(k)) for m in metas})
                      for k in ("vaepriors", "python", "torch", "numpy")},
-        "commit": _git(workdir, "rev-parse", "HEAD"),
+        "commit": git_commit(workdir) or "unknown",
         "run_commits": sorted({m["git_commit"] for m in metas if m.get("git_commit")}),
-        "dirty": bool(_git(workdir, "status", "--porcelain", "--untracked-files=no")),
     }
 
 
@@ -121,7 +114,6 @@ def publish(workdir: str | Path, out: str | Path, command: str) -> list[Path]:
         "and figures here are copies of its `results/`.", "",
         f"- command: `{command}`",
         f"- commit checked out when published: `{rec['commit']}`"
-        + (" (with uncommitted changes)" if rec["dirty"] else "")
         + ("; training ran at " + ", ".join(f"`{c}`" for c in rec["run_commits"])
            if rec["run_commits"] else "; the runs predate commit recording"),
         f"- CPU: {', '.join(rec['cpu'])}{cpu_note}; platform {', '.join(rec['platform'])}",
