@@ -2,15 +2,15 @@
 """Train one run: scripts/train.py --data D.npz --out-dir DIR --dataset NAME --model M --latent-dim d
 --seed s  ${train} ${model}   (the train and model sections of params.yaml as flags).
 
-Several seeds of one configuration in one process (vaepriors.training.multiseed, stacked
-parameters): --seeds s1 s2 ... --out-dirs DIR1 DIR2 ... instead of --seed and --out-dir."""
+Several seeds of one configuration in one process (stacked parameters, each seed as it would train
+alone): --seeds s1 s2 ... --out-dirs DIR1 DIR2 ... instead of --seed and --out-dir."""
 
 import argparse
 import sys
 
 from vaepriors.cli import family_name, parse_script
 from vaepriors.data.prepare import ProcessedDataError
-from vaepriors.training.run import train_run
+from vaepriors.training.run import train_group
 
 
 def main(argv=None) -> int:
@@ -33,14 +33,9 @@ def main(argv=None) -> int:
     if args.seed is not None and args.out_dir is None:
         parser.error("--seed needs --out-dir")
     try:
-        if args.seeds is not None:
-            from vaepriors.training.multiseed import train_group
-
-            records = train_group(args.data, args.out_dirs, args.dataset, args.model, args.latent_dim,
-                                  args.seeds, cfg["train"], cfg["model"], progress=not args.no_progress)
-        else:
-            records = [train_run(args.data, args.out_dir, args.dataset, args.model, args.latent_dim,
-                                 args.seed, cfg["train"], cfg["model"], progress=not args.no_progress)]
+        seeds, out_dirs = (args.seeds, args.out_dirs) if args.seeds is not None else ([args.seed], [args.out_dir])
+        records = train_group(args.data, out_dirs, args.dataset, args.model, args.latent_dim, seeds,
+                              cfg["train"], cfg["model"], progress=not args.no_progress)
     except ProcessedDataError as exc:
         parser.exit(1, f"train: error: {exc}\n")
     for record in records:

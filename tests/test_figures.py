@@ -322,7 +322,8 @@ def test_initial_model_reproduces_the_training_initialisation(tmp_path, arrays, 
         pass
 
     class CaptureTrainer:
-        def __init__(self, model, *args, **kwargs):
+        def __init__(self, models, *args, **kwargs):
+            model = models[0]
             captured["state"] = {k: v.clone() for k, v in model.state_dict().items()}
             captured["model"] = model
             raise Stop

@@ -1,4 +1,5 @@
-"""Many seeds in one process: each seed of a group ends exactly where training it alone ends.
+"""Many seeds in one process: each seed of a group ends exactly where training it alone ends, for
+every family.
 
 Every comparison is against vaepriors.training.run.train_run on the same tiny fixture: weights of
 model.pt, history.csv (bar the wall-time column) and config.json (bar run metadata)."""
@@ -19,10 +20,11 @@ import yaml
 
 import vaepriors
 from vaepriors.config import to_flags
-from vaepriors.training import CheckpointDir, multiseed
-from vaepriors.training.multiseed import train_group
-from vaepriors.training.run import train_run
-from vaepriors.training.trainer import binarize, draw_epoch
+from vaepriors import families
+from vaepriors.training import CheckpointDir
+from vaepriors.training import trainer as trainer_module
+from vaepriors.training.run import model_for, train_group, train_run
+from vaepriors.training.trainer import binarize, draw_epoch, draw_epoch_bool
 
 REPO = Path(__file__).resolve().parents[1]
 SRC = Path(vaepriors.__file__).resolve().parents[1]
@@ -78,10 +80,12 @@ def run_both(family, latent, seeds, processed_npz, train_cfg, model_cfg, tmp_pat
     return group_dirs
 
 
-@pytest.mark.parametrize("family,latent", [("nvae", 2), ("svae", 2), ("svae", 3), ("ae", 2)])
+@pytest.mark.parametrize("family,latent", [("nvae", 2), ("svae", 2), ("svae", 3), ("ae", 2), ("gmmvae", 2),
+                                           ("vamp", 2), ("lvae", 2), ("psvae", 3)])
 def test_group_matches_single_seed_runs(family, latent, processed_npz, train_cfg, model_cfg,
                                         tmp_path):
-    """svae d=2 is the closed-form sampler (S^2), d=3 Wood's rejection sampler."""
+    """svae d=2 is the closed-form sampler (S^2), d=3 Wood's rejection sampler; gmmvae pre-trains
+    and fits its mixture per seed, and it and vamp stack parameters outside linear layers."""
     train_cfg["max_epochs"] = 3
     dirs = run_both(family, latent, [0, 1, 5], processed_npz, train_cfg, model_cfg, tmp_path)
     # different seeds give different runs (the comparison is not vacuous)
@@ -98,39 +102,51 @@ def test_early_stopped_seed_leaves_the_group_untouched(processed_npz, train_cfg,
     assert "early_stopping" in stops and len(set(epochs)) > 1, (epochs, stops)
 
 
-def test_gmmvae_is_routed_to_the_single_seed_trainer(processed_npz, train_cfg, model_cfg, tmp_path,
-                                                     caplog):
-    train_cfg["max_epochs"] = 2
-    with caplog.at_level("WARNING", logger="vaepriors.training.multiseed"):
-        run_both("gmmvae", 2, [0, 1], processed_npz, train_cfg, model_cfg, tmp_path)
-    assert "one after another with the single-seed trainer" in caplog.text
+def test_every_registered_family_stacks():
+    """No family is left out of stacked training (no per-family opt-in exists any more): a model of
+    each builtin family goes through the stack and its loss has one value per seed."""
+    import torch as _torch
+
+    from vaepriors.training.stack import NoiseRng, Stack
+
+    x = (_torch.rand(2, 5, 16) < 0.5).float()
+    for name in families.names():
+        models = []
+        for s in (0, 1):
+            _torch.manual_seed(s)
+            models.append(model_for(name, 2, 16, 3, {"hidden": [8], "gmm_components": 0,
+                                                     "vamp_components": 4}))
+        terms = Stack.from_models(models, _torch.device("cpu")).loss(
+            x, 1.0, [NoiseRng(s, _torch.device("cpu")) for s in (0, 1)])
+        assert terms["loss"].shape == (2,) and _torch.isfinite(terms["loss"]).all(), name
 
 
-def test_killed_group_resumes_to_the_same_result(processed_npz, train_cfg, model_cfg, tmp_path,
+@pytest.mark.parametrize("family", ["svae", "gmmvae"])
+def test_killed_group_resumes_to_the_same_result(family, processed_npz, train_cfg, model_cfg, tmp_path,
                                                  monkeypatch):
     """A group that dies after epoch 2 (checkpoint written) and is started again ends as an
-    uninterrupted group does."""
+    uninterrupted group does (gmmvae: its pre-training is not repeated on resume)."""
     train_cfg["max_epochs"] = 4
     seeds = [0, 1]
     full = [tmp_path / "full" / f"s{s}" for s in seeds]
-    train_group(processed_npz, full, "synthetic", "svae", 3, seeds, train_cfg, model_cfg,
+    train_group(processed_npz, full, "synthetic", family, 3, seeds, train_cfg, model_cfg,
                 progress=False)
 
     killed = [tmp_path / "killed" / f"s{s}" for s in seeds]
-    original = multiseed.GroupTrainer.train_epoch
+    original = trainer_module.Trainer.train_epoch
 
     def dying(self):
         if self.epoch == 2:
             raise KeyboardInterrupt("killed")
         return original(self)
 
-    monkeypatch.setattr(multiseed.GroupTrainer, "train_epoch", dying)
+    monkeypatch.setattr(trainer_module.Trainer, "train_epoch", dying)
     with pytest.raises(KeyboardInterrupt):
-        train_group(processed_npz, killed, "synthetic", "svae", 3, seeds, train_cfg, model_cfg,
+        train_group(processed_npz, killed, "synthetic", family, 3, seeds, train_cfg, model_cfg,
                     progress=False)
     assert CheckpointDir(killed[0] / "group-checkpoints").epochs() == [1, 2]
-    monkeypatch.setattr(multiseed.GroupTrainer, "train_epoch", original)
-    records = train_group(processed_npz, killed, "synthetic", "svae", 3, seeds, train_cfg, model_cfg,
+    monkeypatch.setattr(trainer_module.Trainer, "train_epoch", original)
+    records = train_group(processed_npz, killed, "synthetic", family, 3, seeds, train_cfg, model_cfg,
                           progress=False)
     assert all(r["resumed"] for r in records)
     for a, b in zip(killed, full):
@@ -144,12 +160,12 @@ def test_checkpoint_of_another_seed_set_is_not_resumed(processed_npz, train_cfg,
                                                        caplog):
     train_cfg["max_epochs"] = 2
     dirs = [tmp_path / "s0", tmp_path / "s1"]
-    group = multiseed.GroupTrainer
+    group = trainer_module.Trainer
     # leave a checkpoint of seeds (0, 1) behind, then train seeds (0, 2) into the same first dir
     trainer_models = []
     for s in (0, 1):
         torch.manual_seed(s)
-        trainer_models.append(multiseed.model_for("nvae", 2, 64, 5, model_cfg))
+        trainer_models.append(model_for("nvae", 2, 64, 5, model_cfg))
     from vaepriors.data.prepare import load_processed
     from vaepriors.training import TrainData
     data = TrainData.from_arrays(load_processed(processed_npz))
@@ -176,11 +192,11 @@ def test_binarize_draws_what_torch_bernoulli_draws():
 
 def test_group_binarisation_is_the_trainers(monkeypatch):
     """Row blocks of uniforms come out of the generator as one call for the whole set does."""
-    monkeypatch.setattr(multiseed, "BINARIZE_ROWS", 7)
+    monkeypatch.setattr(trainer_module, "BINARIZE_ROWS", 7)
     x = torch.rand(50, 64)
     g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
     for _ in range(2):
-        (xb, perm), (xb_bool, perm_bool) = draw_epoch(x, g1), multiseed.draw_epoch_bool(x, g2)
+        (xb, perm), (xb_bool, perm_bool) = draw_epoch(x, g1), draw_epoch_bool(x, g2)
         assert xb_bool.dtype == torch.bool
         assert torch.equal(xb, xb_bool.float()) and torch.equal(perm, perm_bool)
 
@@ -214,8 +230,8 @@ def test_bench_quick_pieces_without_pythae(tmp_path):
 
 
 def test_snakemake_groups_seeds_when_asked(tmp_path):
-    """seeds_per_job > 1: one grouped job per block of consecutive seeds for the stacked families,
-    the per-seed `train` rule for gmmvae; seeds_per_job = 1 keeps the per-seed rule only."""
+    """seeds_per_job > 1: one grouped job per block of consecutive seeds for every family;
+    seeds_per_job = 1 keeps the per-seed rule only."""
     cfg = yaml.safe_load((REPO / "params.yaml").read_text())
     seeds, k = cfg["seeds"], 4
     override = tmp_path / "group.yaml"
@@ -227,11 +243,8 @@ def test_snakemake_groups_seeds_when_asked(tmp_path):
     counts = {ln.split()[0]: int(ln.split()[1]) for ln in out.stdout.splitlines()
               if ln.strip().startswith("train")}
     configs = len(cfg["datasets"]) * len(cfg["latent_dims"])
-    stacked = [m for m in cfg["models"] if m in multiseed.STACKED_FAMILIES]
-    expected = {f"train_seeds_{g[0]}_{g[-1]}": configs * len(stacked)
+    expected = {f"train_seeds_{g[0]}_{g[-1]}": configs * len(cfg["models"])
                 for g in (seeds[i : i + k] for i in range(0, len(seeds), k))}
-    if len(stacked) < len(cfg["models"]):
-        expected["train"] = configs * len(seeds) * (len(cfg["models"]) - len(stacked))
     assert counts == expected
     out = subprocess.run(cmd, check=False, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]

@@ -136,7 +136,7 @@ def test_vamp_pseudo_inputs_start_from_training_images(train_data, train_cfg, tm
                                  n_pseudo_inputs=6)
     trainer = Trainer(model, train_data, {**train_cfg, "max_epochs": 0}, 3, tmp_path, run_config={},
                       progress=False)
-    model.before_training(trainer)
+    model.before_training(trainer.seed_setup(0))
     pseudo = torch.sigmoid(model.pseudo_logits.detach())
     images = train_data.x_train.clamp(0.05, 0.95)
     # every pseudo-input is one of the training images, six different ones

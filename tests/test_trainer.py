@@ -336,9 +336,9 @@ def test_train_run_writes_model_history_config(family, processed_npz, clustered_
     initial_bias = {}
 
     class Spy(run_module.Trainer):
-        def __init__(self, model, *args, **kwargs):
-            initial_bias["bias"] = model.decoder[-1].bias.detach().clone()
-            super().__init__(model, *args, **kwargs)
+        def __init__(self, models, *args, **kwargs):
+            initial_bias["bias"] = models[0].decoder[-1].bias.detach().clone()
+            super().__init__(models, *args, **kwargs)
 
     monkeypatch.setattr(run_module, "Trainer", Spy)
     out = tmp_path / "results" / "models" / "synthetic" / family / f"d{LATENT}" / "s4"

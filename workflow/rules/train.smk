@@ -27,10 +27,8 @@ rule train:
 
 
 # Several seeds per job (train.seeds_per_job > 1): one rule per group of consecutive seeds of
-# config["seeds"], trained together in one process (vaepriors.training.multiseed). Its outputs
-# are the per-seed files of `train`, and the ruleorder below makes the DAG take it, for the
-# families trained with stacked seeds (`stacks_seeds` on the family's class); the others keep one
-# job per seed.
+# config["seeds"], trained together in one process (stacked; each seed as it would train alone).
+# Its outputs are the per-seed files of `train`, and the ruleorder below makes the DAG take it.
 SEEDS_PER_JOB = config["train"]["seeds_per_job"]
 SEED_GROUPS = (
     [config["seeds"][i : i + SEEDS_PER_JOB] for i in range(0, len(config["seeds"]), SEEDS_PER_JOB)]
@@ -51,8 +49,6 @@ for _seeds in SEED_GROUPS:
             model=expand(f"{GROUP_RUN}/model.pt", seed=_seeds),
             history=expand(f"{GROUP_RUN}/history.csv", seed=_seeds),
             config=expand(f"{GROUP_RUN}/config.json", seed=_seeds),
-        wildcard_constraints:
-            model="|".join(m for m in families.names() if families.get(m).stacks_seeds),
         params:
             flags=flags("train", "model"),
             seeds=" ".join(map(str, _seeds)),

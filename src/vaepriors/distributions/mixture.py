@@ -41,7 +41,8 @@ def component_posterior(mixture: MixtureSameFamily, z: torch.Tensor) -> torch.Te
 
 
 class DiagonalGaussianMixture(MixtureSameFamily):
-    """sum_k softmax(logits)_k N(means_k, diag scales_k^2), batch_shape (), event_shape (d,).
+    """sum_k softmax(logits)_k N(means_k, diag scales_k^2), event_shape (d,); means and scales of
+    shape (*batch, K, d) (a batch dimension: seeds stacked in training).
 
     MixtureSameFamily.log_prob broadcasts z against every component, a (..., K, d) tensor: for a
     VampPrior (K = 500) on the evaluation's sample blocks, gigabytes. Here the quadratic form is
@@ -54,8 +55,8 @@ class DiagonalGaussianMixture(MixtureSameFamily):
     BLOCK_ELEMENTS = 2**22
 
     def __init__(self, logits: torch.Tensor, means: torch.Tensor, scales: torch.Tensor, validate_args=None):
-        if means.dim() != 2:
-            raise ValueError("DiagonalGaussianMixture takes means and scales of shape (K, d)")
+        if means.dim() < 2:
+            raise ValueError("DiagonalGaussianMixture takes means and scales of shape (*batch, K, d)")
         components = Independent(Normal(means, scales, validate_args=validate_args), 1)
         super().__init__(Categorical(logits=logits, validate_args=validate_args), components,
                          validate_args=validate_args)
@@ -64,14 +65,19 @@ class DiagonalGaussianMixture(MixtureSameFamily):
         if self._validate_args:
             self._validate_sample(value)
         normal = self.component_distribution.base_dist
-        means, scales = normal.loc.double(), normal.scale.double()
-        k, d = means.shape
-        precision = scales.pow(-2)
-        shift = precision * means
-        const = (torch.log_softmax(self.mixture_distribution.logits.double(), -1)
-                 - 0.5 * (means * shift).sum(-1) - scales.log().sum(-1) - 0.5 * d * math.log(2 * math.pi))
-        z = value.double().reshape(-1, d)
+        k, d = normal.loc.shape[-2:]
+        groups = self.batch_shape.numel()
+        means, scales = normal.loc.double().reshape(groups, k, d), normal.scale.double().reshape(groups, k, d)
+        logits = self.mixture_distribution.logits.double().reshape(groups, k)
+        # value: (*sample, *batch, d); each batch member's values against its own components
+        z = value.double().reshape(-1, groups, d)
         rows = max(1, self.BLOCK_ELEMENTS // k)
-        parts = [torch.logsumexp(const + block @ shift.T - 0.5 * (block * block) @ precision.T, -1)
-                 for block in z.split(rows)]
-        return torch.cat(parts).reshape(value.shape[:-1]).to(value.dtype)
+        out = []
+        for g in range(groups):
+            precision = scales[g].pow(-2)
+            shift = precision * means[g]
+            const = (torch.log_softmax(logits[g], -1) - 0.5 * (means[g] * shift).sum(-1)
+                     - scales[g].log().sum(-1) - 0.5 * d * math.log(2 * math.pi))
+            out.append(torch.cat([torch.logsumexp(const + block @ shift.T - 0.5 * (block * block) @ precision.T, -1)
+                                  for block in z[:, g].split(rows)]))
+        return torch.stack(out, -1).reshape(value.shape[:-1]).to(value.dtype)

@@ -24,6 +24,7 @@ import torch
 from torch.distributions import Distribution, Gamma, constraints
 from torch.distributions.kl import register_kl
 
+from . import noise
 from .sphere import HypersphericalUniform, householder_vector, log_sphere_area, reflect, sphere
 
 __all__ = ["PowerSpherical"]
@@ -94,20 +95,29 @@ class PowerSpherical(Distribution):
         return self._entropy64().to(self.loc.dtype)
 
     def rsample(self, sample_shape=()):
-        shape = self._extended_shape(sample_shape)
         sample_shape = torch.Size(sample_shape)
-        ones = torch.ones_like(self.concentration)
-        g_a = Gamma(self.concentration + self._b, ones, validate_args=False).rsample(sample_shape)
+        if noise.active() and self.batch_shape and not sample_shape:
+            # stacked seeds: each group (leading batch index) draws in its own stream
+            z0 = torch.cat(noise.grouped(lambda rows: self._around_e1(self.concentration[rows], ()),
+                                         self.batch_shape[0]))
+        else:
+            z0 = self._around_e1(self.concentration, sample_shape)
+        return reflect(*householder_vector(self.loc), z0)[0]
+
+    def _around_e1(self, kappa, sample_shape):
+        """Draws of the distribution with mean direction e1: (t, sqrt(1 - t^2) v)."""
+        ones = torch.ones_like(kappa)
+        g_a = Gamma(kappa + self._b, ones, validate_args=False).rsample(sample_shape)
         with torch.no_grad():  # G_b does not depend on the parameters
             g_b = Gamma(torch.full_like(ones, self._b), ones, validate_args=False).sample(sample_shape)
-            tangent = torch.randn(shape[:-1] + (self._m - 1,), dtype=self.loc.dtype, device=self.loc.device)
+            tangent = torch.randn(sample_shape + kappa.shape + (self._m - 1,), dtype=self.loc.dtype,
+                                  device=self.loc.device)
             tangent = tangent / torch.linalg.vector_norm(tangent, dim=-1, keepdim=True)
         total = g_a + g_b
         t = (g_a - g_b) / total
         # sqrt(G_a) sqrt(G_b), not sqrt(G_a G_b): the product can underflow to 0 (a nan gradient)
         radius = 2 * torch.sqrt(g_a) * torch.sqrt(g_b) / total
-        z0 = torch.cat([t.unsqueeze(-1), radius.unsqueeze(-1) * tangent], dim=-1)
-        return reflect(*householder_vector(self.loc), z0)[0]
+        return torch.cat([t.unsqueeze(-1), radius.unsqueeze(-1) * tangent], dim=-1)
 
 
 @register_kl(PowerSpherical, HypersphericalUniform)

@@ -37,7 +37,6 @@ AE_BOUND_NOTE = (
 class AE(LatentVariableModel):
     name = "ae"
     has_kl = False
-    stacks_seeds = True
     ex_post_density = True
     label, color, marker, linestyle = "AE + ex-post GMM", "#DDAA33", "D", ":"
     prior_contour_label = "ex-post GMM components, 2σ (× = means)"

@@ -41,10 +41,6 @@ class LatentVariableModel(nn.Module, metaclass=abc.ABCMeta):
     sphere: bool = False
     # False: no KL term (the "ELBO" is minus the reconstruction); training curves show rec only.
     has_kl: bool = True
-    # Several seeds can train stacked (training/multiseed.py, with the family's own loss): needs
-    # every parameter in an nn.Linear, the posterior drawing through vaepriors.distributions.noise,
-    # and no pre-training (which is per seed). A family opts in.
-    stacks_seeds: bool = False
     # The AE's ex-post density study (figures/density.py) applies to this family.
     ex_post_density: bool = False
     # Summary: the family others are measured against, and whether this one is (S-VAE vs N-VAE).
@@ -102,8 +98,10 @@ class LatentVariableModel(nn.Module, metaclass=abc.ABCMeta):
         return embed_all(self, x, batch_size)
 
     # --- hooks of the pipeline (no-ops unless a family needs them) -------------------------------
-    def before_training(self, trainer) -> None:
-        """Called by the Trainer once before the first epoch (not on resume)."""
+    def before_training(self, setup) -> None:
+        """Called by the trainer once before the first epoch (not on resume), for each seed alone
+        in its own noise stream: ``setup`` is its training.trainer.SeedSetup (seed, data,
+        epoch_batches, pretrain)."""
 
     def after_training(self, x_train: torch.Tensor, xb_val: torch.Tensor, seed: int,
                        model_cfg: dict) -> dict:
@@ -133,10 +131,18 @@ class LatentVariableModel(nn.Module, metaclass=abc.ABCMeta):
             logits, x.expand_as(logits), reduction="none"
         ).sum(-1)
 
+    def prior_log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        """log p(z). With seeds stacked (training/stack.py) a learned prior has batch_shape (G,)
+        and z leads with the seed dimension, (G, B, d): torch's batch convention puts it last."""
+        prior = self.prior()
+        if not prior.batch_shape:
+            return prior.log_prob(z)
+        return prior.log_prob(z.movedim(0, -2)).movedim(-1, 0)
+
     def kl(self, q: Distribution, z: torch.Tensor) -> torch.Tensor:
         if self.analytic_kl:
             return kl_divergence(q, self.prior())
-        return q.log_prob(z) - self.prior().log_prob(z)
+        return q.log_prob(z) - self.prior_log_prob(z)
 
     def loss(self, x: torch.Tensor, beta: float = 1.0) -> dict[str, torch.Tensor]:
         """Batch means of the loss terms; x may carry leading dimensions (stacked seeds)."""

@@ -45,7 +45,6 @@ class GaussianPosteriorMixin:
 
 class NVAE(GaussianPosteriorMixin, LatentVariableModel):
     name = "nvae"
-    stacks_seeds = True
     baseline = True
     label, color, marker, linestyle = "N-VAE", "#000000", "o", "-"
     prior_contour_label = "prior N(0, I), 2σ contour"

@@ -11,6 +11,8 @@ import torch
 from torch import nn
 from torch.distributions import Distribution, Independent, Laplace
 
+from ..distributions.normal import DiagonalLaplace
+
 from .base import LatentVariableModel
 from .gaussian import LOGVAR_MAX, LOGVAR_MIN
 
@@ -30,7 +32,7 @@ class LaplaceVAE(LatentVariableModel):
         loc, log_scale = self.head(self.body(x)).chunk(2, dim=-1)
         scale = log_scale.clamp(LOG_SCALE_MIN, LOG_SCALE_MAX).exp()
         # no validation of network outputs, as for the other families
-        return Independent(Laplace(loc, scale, validate_args=False), 1, validate_args=False)
+        return DiagonalLaplace(loc, scale, validate_args=False)
 
     def prior(self) -> Distribution:
         zero = self._zeros(self.code_dim)

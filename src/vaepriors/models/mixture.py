@@ -61,12 +61,12 @@ class GMMVAE(GaussianPosteriorMixin, LatentVariableModel):
         self.prior_means.copy_(torch.as_tensor(gmm.means_, dtype=dev.dtype))
         self.prior_logvars.copy_(torch.as_tensor(np.log(gmm.covariances_), dtype=dev.dtype))
 
-    def before_training(self, trainer) -> None:
+    def before_training(self, setup) -> None:
         """VaDE's start: AE pre-training on posterior means, then the mixture from a GMM fitted on
-        the codes of one more fresh binarisation (both drawn from the run's data generator)."""
-        trainer.pretrain(self.pretrain_loss, trainer.pretrain_epochs)
-        xb, _ = trainer.epoch_batches()
-        self.initialise_prior(self.embed_all(xb), seed=trainer.seed)
+        the codes of one more fresh binarisation (both drawn from the seed's data generator)."""
+        setup.pretrain(self.pretrain_loss, setup.pretrain_epochs)
+        xb, _ = setup.epoch_batches()
+        self.initialise_prior(self.embed_all(xb), seed=setup.seed)
 
     def cluster_codes(self, x: torch.Tensor, codes: np.ndarray, k: int, n_init: int,
                       seed: int) -> tuple[np.ndarray, str]:

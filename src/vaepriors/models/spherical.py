@@ -16,7 +16,6 @@ class SVAE(LatentVariableModel):
     name = "svae"
     sphere = True  # S^d in R^(d+1), as Davidson et al. (2018)
     compare_to_baseline = True
-    stacks_seeds = True
     label, color, marker, linestyle = "S-VAE", "#004488", "s", "--"
 
     def __init__(self, input_dim: int, latent_dim: int, hidden: list[int]):

@@ -49,7 +49,7 @@ class VampVAE(GaussianPosteriorMixin, LatentVariableModel):
 
     def prior(self) -> Distribution:
         components = self.posterior(self.pseudo_inputs()).base_dist
-        logits = torch.zeros_like(components.loc[:, 0])  # equal weights 1/K
+        logits = torch.zeros_like(components.loc[..., 0])  # equal weights 1/K
         return DiagonalGaussianMixture(logits, components.loc, components.scale)
 
     @torch.no_grad()
@@ -61,6 +61,6 @@ class VampVAE(GaussianPosteriorMixin, LatentVariableModel):
         images = x_train[index].clamp(PSEUDO_INPUT_EPS, 1 - PSEUDO_INPUT_EPS)
         self.pseudo_logits.copy_(torch.logit(images).to(self.pseudo_logits))
 
-    def before_training(self, trainer) -> None:
-        # its own generator: the trainer's data generator (binarisations, batch order) is untouched
-        self.initialise_pseudo_inputs(trainer.data.x_train, trainer.seed)
+    def before_training(self, setup) -> None:
+        # its own generator: the seed's data generator (binarisations, batch order) is untouched
+        self.initialise_pseudo_inputs(setup.data.x_train, setup.seed)
