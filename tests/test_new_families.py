@@ -79,8 +79,12 @@ def vamp_components(model):
 
 
 def scipy_log_prior(model, z):
-    """log p(z) with scipy: Laplace(0, 1) per coordinate, or the uniform mixture of the pseudo-inputs'
+    """log p(z) with scipy: Laplace(0, 1) per coordinate, the uniform density on the sphere S^(m-1)
+    (1 / area, area = 2 pi^(m/2) / Gamma(m/2)), or the uniform mixture of the pseudo-inputs'
     diagonal Gaussians (logsumexp over components of summed norm.logpdf)."""
+    if model.name == "psvae":
+        m = z.shape[-1]
+        return np.full(z.shape[:-1], special.gammaln(m / 2) - math.log(2) - (m / 2) * math.log(math.pi))
     if model.name == "lvae":
         return stats.laplace.logpdf(z).sum(-1)
     means, scales = vamp_components(model)
@@ -203,11 +207,28 @@ def exact_log_marginal(model, x, rule):
     with torch.no_grad():
         logits = model.decode(torch.from_numpy(z))  # (G, D)
     log_lik = x @ torch.nn.functional.logsigmoid(logits).T + (1 - x) @ torch.nn.functional.logsigmoid(-logits).T
-    return torch.logsumexp(log_lik + torch.from_numpy(scipy_log_prior(model, z)) + log_cell, dim=1)
+    return torch.logsumexp(log_lik + torch.from_numpy(scipy_log_prior(model, z) + log_cell), dim=1)
+
+
+def sphere_rule(latent_dim, n):
+    """Nodes on S^1 (n equispaced angles, spectrally accurate for periodic integrands) or S^2
+    (Gauss-Legendre in the cosine of the polar angle x 2n equispaced azimuths) and the log of
+    their surface weights."""
+    if latent_dim == 1:
+        theta = 2 * math.pi * np.arange(n) / n
+        return np.stack([np.cos(theta), np.sin(theta)], -1), math.log(2 * math.pi / n)
+    u, u_weight = np.polynomial.legendre.leggauss(n)
+    phi = math.pi * np.arange(2 * n) / n
+    u, phi = (g.reshape(-1) for g in np.meshgrid(u, phi, indexing="ij"))
+    r = np.sqrt(1 - u**2)
+    return (np.stack([r * np.cos(phi), r * np.sin(phi), u], -1),
+            np.log(np.repeat(u_weight, 2 * n)) + math.log(math.pi / n))
 
 
 # (family, latent dim, quadrature rule at the resolution used, refined)
 LOGLIK_CASES = {
+    "psvae-S1": ("psvae", 1, lambda f: sphere_rule(1, 2000 * f)),
+    "psvae-S2": ("psvae", 2, lambda f: sphere_rule(2, 150 * f)),
     "lvae-R1": ("lvae", 1, lambda f: grid_rule(1, 40.0, 40000 * f + 1)),
     "lvae-R2": ("lvae", 2, lambda f: grid_rule(2, 30.0, 1200 * f + 1)),
     "vamp-R2": ("vamp", 2, lambda f: grid_rule(2, 15.0, 900 * f + 1)),
@@ -248,4 +269,7 @@ def test_importance_sampled_loglik_matches_quadrature(case):
         assert torch.all(gap.mean(0) < 3 * gap.std(0) / math.sqrt(repeats) + 1e-4), (k, gap.mean(0))
         if k == 1:
             assert gap.mean() + 3 * gap.std() / math.sqrt(gap.numel()) < 0
-    assert rmse[2000] < rmse[1] / 10 and rmse[2000] < 0.05, rmse
+    # The Power Spherical proposal vanishes at -mu, (1 + mu.z)^kappa, so the weights p(x|z) p(z) / q(z)
+    # have infinite variance once kappa >= (m - 1) / 2: the estimate still converges, more slowly.
+    factor, limit = (3, 0.3) if LOGLIK_CASES[case][0] == "psvae" else (10, 0.05)
+    assert rmse[2000] < rmse[1] / factor and rmse[2000] < limit, rmse

@@ -23,6 +23,14 @@ def _concat(paths):
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
+def spherical_paragraph(paths: list[str]) -> str:
+    if not paths:
+        return ""
+    from vaepriors.figures import spherical  # torch: only when the study ran
+
+    return "".join(spherical.paragraph(t, t["cpu"].iloc[0]) for t in map(pd.read_csv, paths))
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", required=True)
@@ -38,6 +46,8 @@ def main(argv=None) -> int:
     parser.add_argument("--comparison", help="paper_comparison.csv (scripts/compare_paper.py)")
     parser.add_argument("--pattern", help="paper_pattern.csv")
     parser.add_argument("--budget", help="paper_budget.json")
+    parser.add_argument("--spherical", nargs="*", default=[],
+                        help="spherical_stability.csv (scripts/figures/spherical_study.py)")
     args, _ = parse(parser, argv, section=None)
     classifiers = {Path(p).stem: json.loads(Path(p).read_text()) for p in args.classifiers}
     quality, density, weights = _concat(args.sample_quality), _concat(args.density), _concat(args.weights)
@@ -51,6 +61,7 @@ def main(argv=None) -> int:
         "quality": S.sample_quality_paragraph(quality, classifiers) if len(quality) else "",
         "density": S.density_paragraph(density) if len(density) else "",
         "weights": S.weights_paragraph(weights) if len(weights) else "",
+        "spherical": spherical_paragraph(args.spherical),
     }
     # The evaluation stage writes each table as .csv and .md side by side.
     evaluation_md = [Path(p).with_suffix(".md")

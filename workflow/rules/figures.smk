@@ -84,6 +84,27 @@ rule figure_sample_quality:
         " --out {output.png} --out-csv {output.csv} --out-md {output.md} 2> {log}"
 
 
+rule spherical_study:
+    input:
+        script=f"{FIG_SCRIPTS}/spherical_study.py",
+    output:
+        png=report(f"{FIG}/{T.SPHERICAL}.png", caption="../report/spherical_stability.rst",
+                   category="10 Spherical posteriors", labels={"figure": "stability and speed"}),
+        pdf=f"{FIG}/{T.SPHERICAL}.pdf",
+        csv=f"results/tables/{T.SPHERICAL}.csv",
+        md=f"results/tables/{T.SPHERICAL}.md",
+    log:
+        f"results/logs/figures/{T.SPHERICAL}.log",
+    conda:
+        "../envs/vaepriors.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    shell:
+        "python {input.script} --out {output.png} --out-csv {output.csv} --out-md {output.md} 2> {log}"
+
+
 rule figure_loglik:
     input:
         script=f"{FIG_SCRIPTS}/results_figures.py",
@@ -301,6 +322,7 @@ rule summary:
         comparison="results/tables/paper_comparison.csv",
         pattern="results/tables/paper_pattern.csv",
         budget="results/tables/paper_budget.json",
+        spherical=T.spherical_tables(config),
     output:
         "results/summary.md",
     log:
@@ -317,4 +339,4 @@ rule summary:
         " --figures {input.figures} --sample-quality {input.sample_quality}"
         " --classifiers {input.classifiers} --density {input.density} --weights {input.weights}"
         " --comparison {input.comparison} --pattern {input.pattern} --budget {input.budget}"
-        " 2> {log}"
+        " --spherical {input.spherical} 2> {log}"

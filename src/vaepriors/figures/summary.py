@@ -290,6 +290,8 @@ SECTIONS = [
     ("quality", "7. Sample quality (Fréchet distance in classifier features)", ["sample_quality"], ["sample_quality"]),
     ("density", "8. AE ex-post density estimation", ["ae_density"], ["ae_density"]),
     ("weights", "9. Weight distributions", ["weights_trained", "weights_init", "weights_gain"], ["weights"]),
+    ("spherical", "10. Spherical posteriors: stability and speed", ["spherical_stability"],
+     ["spherical_stability"]),
 ]
 
 
@@ -305,6 +307,7 @@ FIGURE_NOTES = {
     "weights_trained": "trained weight histograms with Normal, Laplace and Student-t fits",
     "weights_init": "initial weight histograms with the same fits",
     "weights_gain": "held-out log-likelihood gain of Laplace / Student-t over Normal per layer",
+    "spherical_stability": "vMF and Power Spherical training steps: time against m, non-finite rows over (m, κ)",
 }
 
 

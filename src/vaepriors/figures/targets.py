@@ -64,6 +64,20 @@ def density_dims(config: dict) -> list[int]:
     return [d for d in config["latent_dims"] if d in dims]
 
 
+def has_spherical_study(config: dict) -> bool:
+    """The stability and speed study of the spherical posteriors, when a family on the sphere runs."""
+    from .. import families
+
+    return any(families.get(m).sphere for m in config["models"])
+
+
+SPHERICAL = "spherical_stability"
+
+
+def spherical_tables(config: dict) -> list[str]:
+    return [f"{TABLES}/{SPHERICAL}.csv"] if has_spherical_study(config) else []
+
+
 def has_latent_maps(config: dict) -> bool:
     return any(2 in dims_of(config, m) for m in config["models"])
 
@@ -72,6 +86,8 @@ def figure_targets(config: dict) -> list[str]:
     targets = [*fig_pair(f"{FIG}/loglik"), *fig_pair(f"{FIG}/clustering"),
                *fig_pair(f"{FIG}/sample_quality"),
                f"{TABLES}/sample_quality.csv", f"{TABLES}/sample_quality.md"]
+    if has_spherical_study(config):
+        targets += [*fig_pair(f"{FIG}/{SPHERICAL}"), f"{TABLES}/{SPHERICAL}.csv", f"{TABLES}/{SPHERICAL}.md"]
     for ds in config["datasets"]:
         targets += fig_pair(f"{FIG}/{ds}/samples")
         targets += fig_pair(f"{FIG}/{ds}/reconstructions")
@@ -106,7 +122,8 @@ def summary_tables_md(config: dict) -> list[str]:
     """Markdown tables of this stage. The evaluation tables' .md files are read next to their
     .csv inputs by scripts/figures/summary.py (rule aggregate declares the CSVs and the .md tables)."""
     tables = [f"{TABLES}/sample_quality.md"]
-    tables += [p.replace(".csv", ".md") for p in summary_weights(config) + summary_density(config)]
+    tables += [p.replace(".csv", ".md")
+               for p in summary_weights(config) + summary_density(config) + spherical_tables(config)]
     return tables
 
 
