@@ -19,8 +19,8 @@ import torch
 import yaml
 
 import vaepriors
-from vaepriors.config import to_flags
 from vaepriors import families
+from vaepriors.config import to_flags
 from vaepriors.training import CheckpointDir
 from vaepriors.training import trainer as trainer_module
 from vaepriors.training.run import model_for, train_group, train_run

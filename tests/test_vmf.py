@@ -27,8 +27,8 @@ from vaepriors.distributions.vmf import (
     _sample_w_wood,
     _unit_tangent,
     _wood_b,
-    direction_and_concentration,
 )
+from vaepriors.models.spherical import direction_and_concentration
 
 DIMS = [3, 5, 11, 41, 129]
 KAPPAS = [0.1, 1.0, 10.0, 100.0, 1e3, 1e4]

@@ -18,9 +18,9 @@ Speed.  At training batch sizes every tensor here has a few dozen elements, so t
 number of operations, not their size.  The map from the draws to z, the entropy (hence the KL to
 the uniform) and the log-normalizer are therefore autograd Functions with hand-written first
 derivatives (one graph node each), and the float64 Bessel values are computed once per
-distribution and shared by all of them.  On the CPU that per-row math runs as compiled loops
-(vmf_host.py, numba), one call per piece instead of dozens of torch operations; the torch
-functions here are the reference and serve other devices.
+distribution and shared by all of them.  Each piece of that per-row math exists as torch operations
+(_Torch: the reference, any device) and, for CPU tensors, as compiled loops (_Host over
+vmf_host.py, numba: one call per piece instead of dozens of operations); math_for() chooses.
 """
 
 import math
@@ -34,7 +34,7 @@ from torch.distributions import Distribution, constraints
 from torch.distributions.kl import register_kl
 
 from . import noise
-from .bessel import _log_iv_and_ratio_values, bessel_ratio, log_iv_and_ratio
+from .bessel import _log_iv_and_ratio_values, log_iv_and_ratio
 from .sphere import HypersphericalUniform, sphere
 from .sphere import constant as _constant
 from .sphere import householder_vector as _householder_vector
@@ -55,8 +55,10 @@ def _wood_b(kappa, m):
 HOST_PATH = True
 
 
-def _on_host(tensor):
-    return HOST_PATH and tensor.device.type == "cpu"
+def math_for(tensor):
+    """The one place the path is chosen: _Host (vmf_host's compiled loops) for CPU tensors, _Torch
+    (torch operations, any device) otherwise or with HOST_PATH off."""
+    return _Host if HOST_PATH and tensor.device.type == "cpu" else _Torch
 
 
 def _host():
@@ -180,7 +182,7 @@ def _dw_dkappa(w, eps, kappa, m, mean=None, dtype=torch.float64):
     nu = 0.5 * (m - 3)
     b = _wood_b(kappa, m)
     if mean is None:
-        mean = bessel_ratio(0.5 * m, kappa)
+        mean = _log_iv_and_ratio_values(0.5 * m - 1, kappa)[1]
     theta_w = torch.atan2(torch.sqrt(eps), torch.sqrt(1 - eps))
     upper = w >= mean  # t in [w, 1] is theta in [0, theta_w]; t in [-1, w] is [theta_w, pi/2]
     lo = torch.where(upper, 0.0, theta_w)
@@ -211,16 +213,12 @@ def _draw_w(kappa, m):
     """(w, eps) for vMF(e1, kappa), no gradient; kappa float64, 1-D.  eps is what the implicit
     gradient needs: the accepted Beta draw of Wood's sampler, or for m = 3 the uniform r of the
     exact inverse CDF F(w) = (e^{kw} - e^{-k}) / (e^k - e^{-k}), r = 1 - F in [0, 1)."""
-    if _on_host(kappa):
-        concentration = _beta_concentration(m, torch.float64, kappa.device) if m != 3 else None
-        w, eps = _host().draw_w(
-            kappa.numpy(), m, _MAX_PROPOSALS, _ROUND_ELEMENTS, concentration
-        )
-        return torch.from_numpy(w), torch.from_numpy(eps)
-    if m == 3:
-        r = torch.rand_like(kappa)
-        return 1 + torch.log1p(r * torch.expm1(-2 * kappa)) / kappa, r
-    return _sample_w_wood(kappa, m)
+    return math_for(kappa).draw_w(kappa, m)
+
+
+def _mean_resultant_length(kappa, m):
+    """A_m(kappa) = I_{m/2}(kappa) / I_{m/2-1}(kappa), float64 kappa, no gradient."""
+    return math_for(kappa).bessel_values(0.5 * m - 1, kappa)[1]
 
 
 def _dw_dkappa_any(w, eps, kappa, m, mean=None, dtype=torch.float64):
@@ -241,59 +239,15 @@ class _PlaceOnSphere(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, loc, kappa, w, eps, tangent, m, mean):
+    def forward(ctx, math, loc, kappa, w, eps, tangent, m, mean):
         # loc (N, m); kappa (N,) in any float dtype; w, eps, mean float64 (N,); tangent (N, m - 1)
-        ctx.m = m
-        if _on_host(loc):
-            # the same math compiled (vmf_host): one call instead of ~40 torch operations
-            # (kept on ctx, not saved tensors: the draws are fresh and nothing else holds them)
-            k = kappa.detach().numpy().astype(np.float64)
-            if mean is None and m != 3:
-                mean = bessel_ratio(0.5 * m, torch.from_numpy(k))
-            nodes = _gauss_legendre_host(_quadrature_nodes(m, kappa.dtype)) if m != 3 else (None, None)
-            ctx.host = _host().SphereMap(
-                loc.detach().numpy(), k, w.numpy(), eps.numpy(), tangent.numpy(),
-                None if mean is None else mean.numpy(), *nodes,
-            )
-            ctx.kappa_dtype = kappa.dtype
-            return torch.from_numpy(ctx.host.z)
-        ctx.host = None
-        radius, z0 = _z0(w, tangent, loc.dtype)
-        s, u, uu = _householder_vector(loc)
-        z, proj = _reflect(s, u, uu, z0)
-        ctx.save_for_backward(kappa, w, eps, tangent, radius, mean, z0, s, u, uu, proj)
-        return z
+        ctx.m, ctx.math = m, math
+        return math.place(ctx, loc, kappa, w, eps, tangent, m, mean)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad):
-        if ctx.host is not None:
-            return _PlaceOnSphere._host_backward(ctx, grad)
-        kappa, w, eps, tangent, radius, mean, z0, s, u, uu, proj = ctx.saved_tensors
-        u_grad = (u * grad).sum(-1, keepdim=True) / uu
-        grad_loc = grad_kappa = None
-        if ctx.needs_input_grad[0]:
-            # z = s f(u), f(u) = z0 - 2 u (u.z0) / (u.u), u = e1 - s loc, s = +-1: grad_loc = -J_f^T g
-            grad_loc = 2 * (u_grad * z0 + proj * grad - 2 * (proj * u_grad) * u)
-        if ctx.needs_input_grad[1]:
-            grad_z0 = s * torch.addcmul(grad, u_grad, u, value=-2)  # Q^T g, Q symmetric
-            # z0 = (w, r t) with dr/dw = -w / r (0 where r was clamped, as autograd of clamp gives)
-            tangential = (grad_z0[:, 1:] * tangent).sum(-1).to(torch.float64)
-            clamped = radius <= torch.finfo(radius.dtype).tiny
-            dr_dw = torch.where(clamped, 0.0, -w / radius)
-            grad_w = torch.addcmul(grad_z0[:, 0].to(torch.float64), tangential, dr_dw)
-            dw = _dw_dkappa_any(w, eps, kappa.to(torch.float64), ctx.m, mean, kappa.dtype)
-            grad_kappa = (grad_w * dw).to(kappa.dtype)
-        return grad_loc, grad_kappa, None, None, None, None, None
-
-    @staticmethod
-    def _host_backward(ctx, grad):
-        grad_loc, grad_kappa = ctx.host.backward(grad.numpy(), *ctx.needs_input_grad[:2])
-        if grad_loc is not None:
-            grad_loc = torch.from_numpy(grad_loc)
-        if grad_kappa is not None:
-            grad_kappa = torch.from_numpy(grad_kappa).to(ctx.kappa_dtype)
-        return grad_loc, grad_kappa, None, None, None, None, None
+        return (None, *ctx.math.place_backward(ctx, grad), None, None, None, None, None)
 
 
 def _z0(w, tangent, dtype):
@@ -307,7 +261,7 @@ def _place_on_sphere(loc, kappa, w, eps, tangent, mean=None):
     """The differentiable part of a vMF draw: loc (..., m) and kappa (...) with the draws of
     _draw_w and _unit_tangent for them, flattened to (N,) and (N, m - 1); mean as in _dw_dkappa."""
     m = loc.shape[-1]
-    z = _PlaceOnSphere.apply(_flat(loc, (-1, m)), _flat(kappa, (-1,)), w, eps, tangent, m, mean)
+    z = _PlaceOnSphere.apply(math_for(loc), _flat(loc, (-1, m)), _flat(kappa, (-1,)), w, eps, tangent, m, mean)
     return _flat(z, loc.shape)
 
 
@@ -335,10 +289,7 @@ def _place_on_sphere_no_grad(loc, w, tangent, sample_shape):
 def _unit_tangent(n, m, dtype, device):
     """n uniform unit vectors in R^(m-1): the tangent directions of vMF draws."""
     tangent = torch.randn((n, m - 1), dtype=dtype, device=device)
-    if _on_host(tangent):  # one compiled call in place of a norm and a division
-        _host().normalize_rows_(tangent.numpy())
-        return tangent
-    return tangent / torch.linalg.vector_norm(tangent, dim=-1, keepdim=True)
+    return math_for(tangent).normalize_rows(tangent)
 
 
 class _Entropy(torch.autograd.Function):
@@ -347,25 +298,13 @@ class _Entropy(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, kappa, log_iv, ratio, m):
-        ctx.m = m
-        if _on_host(kappa):  # the same formulas compiled (vmf_host): value and slope in one call
-            value, ctx.host = _host().entropy_and_slope(
-                kappa.detach().numpy(), log_iv.numpy(), ratio.numpy(), m
-            )
-            return torch.from_numpy(value)
-        k = kappa.detach().to(torch.float64)
-        ctx.host = None
-        ctx.save_for_backward(k, ratio)
-        return (-k * ratio - _log_normalizer_value(k, log_iv, m)).to(kappa.dtype)
+        ctx.m, ctx.math = m, math_for(kappa)
+        return ctx.math.entropy(ctx, kappa, log_iv, ratio, m)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad):
-        if ctx.host is not None:
-            return torch.from_numpy(_host().scaled(grad.numpy(), ctx.host)), None, None, None
-        k, a = ctx.saved_tensors
-        slope = (ctx.m - 1) * a - k * (1 - a * a)  # dH/dkappa = -kappa A'
-        return (grad * slope).to(grad.dtype), None, None, None
+        return ctx.math.entropy_backward(ctx, grad), None, None, None
 
 
 class _LogNormalizer(torch.autograd.Function):
@@ -389,40 +328,118 @@ def _log_normalizer_value(kappa, log_iv, m):
     return (0.5 * m - 1) * torch.log(kappa) - 0.5 * m * math.log(2 * math.pi) - log_iv
 
 
-# torch's softplus returns x itself above this (its default threshold); the compiled head does too
-_SOFTPLUS_THRESHOLD = 20.0
+class _Torch:
+    """The per-row vMF maths as torch operations: the reference, and the path of every device."""
 
-
-class _Head(torch.autograd.Function):
-    """(normalize(raw[:, :m]), softplus(raw[:, m]) + 1) for raw (N, m + 1) on the CPU, compiled
-    (vmf_host), with its backward: one graph node instead of the ~8 of F.normalize and softplus."""
+    compiled = False
 
     @staticmethod
-    def forward(ctx, raw):
-        raw_np = raw.detach().contiguous().numpy()
-        loc, kappa, inv_norm = _host().head_forward(raw_np, _SOFTPLUS_THRESHOLD)
-        ctx.host = raw_np, loc, inv_norm
-        return torch.from_numpy(loc), torch.from_numpy(kappa)
+    def bessel_values(v, kappa):
+        return _log_iv_and_ratio_values(v, kappa)
 
     @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_loc, grad_kappa):
-        raw_np, loc, inv_norm = ctx.host
-        grad = _host().head_backward(
-            raw_np, loc, inv_norm, grad_loc.numpy(), grad_kappa.numpy(), _SOFTPLUS_THRESHOLD
+    def draw_w(kappa, m):
+        if m == 3:
+            r = torch.rand_like(kappa)
+            return 1 + torch.log1p(r * torch.expm1(-2 * kappa)) / kappa, r
+        return _sample_w_wood(kappa, m)
+
+    @staticmethod
+    def normalize_rows(tangent):
+        return tangent / torch.linalg.vector_norm(tangent, dim=-1, keepdim=True)
+
+    @staticmethod
+    def place(ctx, loc, kappa, w, eps, tangent, m, mean):
+        radius, z0 = _z0(w, tangent, loc.dtype)
+        s, u, uu = _householder_vector(loc)
+        z, proj = _reflect(s, u, uu, z0)
+        ctx.save_for_backward(kappa, w, eps, tangent, radius, mean, z0, s, u, uu, proj)
+        return z
+
+    @staticmethod
+    def place_backward(ctx, grad):
+        kappa, w, eps, tangent, radius, mean, z0, s, u, uu, proj = ctx.saved_tensors
+        u_grad = (u * grad).sum(-1, keepdim=True) / uu
+        grad_loc = grad_kappa = None
+        if ctx.needs_input_grad[1]:
+            # z = s f(u), f(u) = z0 - 2 u (u.z0) / (u.u), u = e1 - s loc, s = +-1: grad_loc = -J_f^T g
+            grad_loc = 2 * (u_grad * z0 + proj * grad - 2 * (proj * u_grad) * u)
+        if ctx.needs_input_grad[2]:
+            grad_z0 = s * torch.addcmul(grad, u_grad, u, value=-2)  # Q^T g, Q symmetric
+            # z0 = (w, r t) with dr/dw = -w / r (0 where r was clamped, as autograd of clamp gives)
+            tangential = (grad_z0[:, 1:] * tangent).sum(-1).to(torch.float64)
+            clamped = radius <= torch.finfo(radius.dtype).tiny
+            dr_dw = torch.where(clamped, 0.0, -w / radius)
+            grad_w = torch.addcmul(grad_z0[:, 0].to(torch.float64), tangential, dr_dw)
+            dw = _dw_dkappa_any(w, eps, kappa.to(torch.float64), ctx.m, mean, kappa.dtype)
+            grad_kappa = (grad_w * dw).to(kappa.dtype)
+        return grad_loc, grad_kappa
+
+    @staticmethod
+    def entropy(ctx, kappa, log_iv, ratio, m):
+        k = kappa.detach().to(torch.float64)
+        ctx.save_for_backward(k, ratio)
+        return (-k * ratio - _log_normalizer_value(k, log_iv, m)).to(kappa.dtype)
+
+    @staticmethod
+    def entropy_backward(ctx, grad):
+        k, a = ctx.saved_tensors
+        slope = (ctx.m - 1) * a - k * (1 - a * a)  # dH/dkappa = -kappa A'
+        return (grad * slope).to(grad.dtype)
+
+
+class _Host:
+    """The same maths as _Torch on CPU tensors, as vmf_host's compiled loops: one call per piece
+    instead of dozens of torch operations."""
+
+    compiled = True
+
+    @staticmethod
+    def bessel_values(v, kappa):
+        return tuple(torch.from_numpy(t) for t in _host().bessel_values(v, kappa.numpy()))
+
+    @staticmethod
+    def draw_w(kappa, m):
+        concentration = _beta_concentration(m, torch.float64, kappa.device) if m != 3 else None
+        w, eps = _host().draw_w(kappa.numpy(), m, _MAX_PROPOSALS, _ROUND_ELEMENTS, concentration)
+        return torch.from_numpy(w), torch.from_numpy(eps)
+
+    @staticmethod
+    def normalize_rows(tangent):
+        _host().normalize_rows_(tangent.numpy())
+        return tangent
+
+    @staticmethod
+    def place(ctx, loc, kappa, w, eps, tangent, m, mean):
+        # kept on ctx, not saved tensors: the draws are fresh and nothing else holds them
+        k = kappa.detach().numpy().astype(np.float64)
+        if mean is None and m != 3:
+            mean = _Host.bessel_values(0.5 * m - 1, torch.from_numpy(k))[1]
+        nodes = _gauss_legendre_host(_quadrature_nodes(m, kappa.dtype)) if m != 3 else (None, None)
+        ctx.host = _host().SphereMap(
+            loc.detach().numpy(), k, w.numpy(), eps.numpy(), tangent.numpy(),
+            None if mean is None else mean.numpy(), *nodes,
         )
-        return torch.from_numpy(grad)
+        ctx.kappa_dtype = kappa.dtype
+        return torch.from_numpy(ctx.host.z)
 
+    @staticmethod
+    def place_backward(ctx, grad):
+        grad_loc, grad_kappa = ctx.host.backward(grad.numpy(), *ctx.needs_input_grad[1:3])
+        if grad_loc is not None:
+            grad_loc = torch.from_numpy(grad_loc)
+        if grad_kappa is not None:
+            grad_kappa = torch.from_numpy(grad_kappa).to(ctx.kappa_dtype)
+        return grad_loc, grad_kappa
 
-def direction_and_concentration(raw):
-    """(loc, kappa) = (normalize(raw[..., :-1]), softplus(raw[..., -1]) + 1) from unconstrained
-    outputs raw (..., m + 1): the S-VAE's posterior head (Davidson et al. 2018; the +1 keeps kappa
-    away from 0, where the Bessel terms of the KL gradient are steepest)."""
-    if _on_host(raw):
-        loc, kappa = _Head.apply(_flat(raw, (-1, raw.shape[-1])))
-        return _flat(loc, raw.shape[:-1] + loc.shape[-1:]), _flat(kappa, raw.shape[:-1])
-    loc = torch.nn.functional.normalize(raw[..., :-1], dim=-1)
-    return loc, torch.nn.functional.softplus(raw[..., -1], threshold=_SOFTPLUS_THRESHOLD) + 1.0
+    @staticmethod
+    def entropy(ctx, kappa, log_iv, ratio, m):
+        value, ctx.host = _host().entropy_and_slope(kappa.detach().numpy(), log_iv.numpy(), ratio.numpy(), m)
+        return torch.from_numpy(value)
+
+    @staticmethod
+    def entropy_backward(ctx, grad):
+        return torch.from_numpy(_host().scaled(grad.numpy(), ctx.host))
 
 
 class VonMisesFisher(Distribution):
@@ -472,11 +489,8 @@ class VonMisesFisher(Distribution):
         if cached is not None and cached[0] is kappa and cached[1] == kappa._version:
             return cached[2]
         with torch.no_grad():
-            v, k = 0.5 * self._m - 1, kappa.detach().to(torch.float64)
-            if _on_host(k):
-                values = tuple(torch.from_numpy(t) for t in _host().bessel_values(v, k.numpy()))
-            else:
-                values = _log_iv_and_ratio_values(v, k)
+            k = kappa.detach().to(torch.float64)
+            values = math_for(k).bessel_values(0.5 * self._m - 1, k)
         self._bessel_cache = (kappa, kappa._version, values)
         return values
 

@@ -12,7 +12,6 @@ from torch import nn
 from torch.distributions import Distribution, Independent, Laplace
 
 from ..distributions.normal import DiagonalLaplace
-
 from .base import LatentVariableModel
 from .gaussian import LOGVAR_MAX, LOGVAR_MIN
 

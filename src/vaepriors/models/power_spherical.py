@@ -10,8 +10,8 @@ from torch.distributions import Distribution
 
 from ..distributions.power_spherical import PowerSpherical
 from ..distributions.sphere import HypersphericalUniform
-from ..distributions.vmf import direction_and_concentration
 from .base import LatentVariableModel
+from .spherical import direction_and_concentration
 
 
 class PSVAE(LatentVariableModel):
