@@ -36,8 +36,9 @@ BIN = Path(sys.executable).parent
 QUICK = REPO_ROOT / "profiles" / "quick" / "params.yaml"
 RESULT_PREFIXES = ("results/", "data/raw/", "data/processed/")
 PER_RUN = ("train", "evaluate")
-# Stages upstream of training: a training parameter must not rerun them.
-DATA_ONLY = {"download", "prepare", "reference_clustering", "feature_classifier"}
+# Stages upstream of training, or beside it (the spherical posteriors study reads no data): a
+# training parameter must not rerun them.
+DATA_ONLY = {"download", "prepare", "reference_clustering", "feature_classifier", "spherical_study"}
 
 
 # --- helpers --------------------------------------------------------------------------------------

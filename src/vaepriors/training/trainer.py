@@ -324,7 +324,8 @@ class Trainer:
 
     def _check(self, terms: dict[str, torch.Tensor], epoch: int, batch: int | None) -> None:
         for name, value in terms.items():
-            bad = ~torch.isfinite(value.detach())
+            value = value.detach()
+            bad = ~torch.isfinite(value)
             if bad.any():
                 j = int(bad.nonzero()[0, 0])
                 try:
