@@ -448,3 +448,19 @@ def test_style_is_grayscale_distinct():
     lum = sorted(np.dot(mc.to_rgb(style.COLORS[m]), [0.299, 0.587, 0.114]) for m in MODELS)
     assert min(np.diff(lum)) > 0.1
     assert len({style.MARKERS[m] for m in MODELS}) == 4 and len({style.LINESTYLES[m] for m in MODELS}) == 4
+
+
+def test_loglik_paragraph_gives_each_alternative_its_gap_to_the_gaussian():
+    """Every family whose class sets compare_to_baseline (the S-VAE and the three families beyond
+    the paper) gets its "minus N-VAE" sentence; the others do not; the VampPrior's anchor is cited."""
+    from vaepriors import families
+    from vaepriors.evaluation.tables import aggregate, wide_table
+
+    runs = [{**run, "model": m} for m in families.names() for run in fake_metrics() if run["model"] == "nvae"]
+    text = loglik_paragraph(wide_table(aggregate(runs), "loglik"))
+    baseline = families.get(next(m for m in families.names() if families.get(m).baseline))
+    compared = {m for m in families.names() if families.get(m).compare_to_baseline}
+    assert compared == {"svae", "psvae", "lvae", "vamp"}
+    for m in families.names():
+        assert (f"{families.get(m).label} minus {baseline.label}" in text) == (m in compared), m
+    assert "Tomczak & Welling (2018)" in text

@@ -21,6 +21,7 @@ LOG_SCALE_MIN, LOG_SCALE_MAX = 0.5 * LOGVAR_MIN, 0.5 * LOGVAR_MAX
 
 class LaplaceVAE(LatentVariableModel):
     name = "lvae"
+    compare_to_baseline = True  # an alternative to the Gaussian: the summary gives its gap to the N-VAE
     label, color, marker, linestyle = "Laplace-VAE", "#AA3377", "<", (0, (3, 1, 1, 1, 1, 1))
 
     def __init__(self, input_dim: int, latent_dim: int, hidden: list[int]):

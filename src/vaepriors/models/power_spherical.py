@@ -17,6 +17,7 @@ from .spherical import direction_and_concentration
 class PSVAE(LatentVariableModel):
     name = "psvae"
     sphere = True  # S^d in R^(d+1), as the S-VAE
+    compare_to_baseline = True  # an alternative to the Gaussian: the summary gives its gap to the N-VAE
     label, color, marker, linestyle = "PS-VAE", "#228833", "P", (0, (5, 1))
 
     def __init__(self, input_dim: int, latent_dim: int, hidden: list[int]):

@@ -25,8 +25,12 @@ PSEUDO_INPUT_EPS = 0.05
 class VampVAE(GaussianPosteriorMixin, LatentVariableModel):
     name = "vamp"
     analytic_kl = False  # KL(q || mixture) has no closed form: one-sample Monte Carlo, exact log-densities
+    compare_to_baseline = True  # an alternative to the Gaussian: the summary gives its gap to the N-VAE
     label, color, marker, linestyle = "VampPrior", "#66CCEE", "*", (0, (1, 1))
     prior_contour_label = "prior components q(z|u_k), 2σ (× = pseudo-input codes)"
+    loglik_note = ("Published anchor for the VampPrior: Tomczak & Welling (2018) report about −85.6 nats "
+                   "on dynamically binarised MNIST with a larger gated network, 40 latent dimensions and "
+                   "5000 importance samples; the VampPrior here uses the one network all families share.")
 
     @classmethod
     def from_config(cls, latent_dim: int, input_dim: int, n_classes: int, model_cfg: dict) -> VampVAE:
