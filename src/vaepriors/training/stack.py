@@ -17,7 +17,7 @@ stream i through ``vaepriors.distributions.noise`` groups, and a draw outside th
 from __future__ import annotations
 
 import copy
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import torch
 from torch import nn
@@ -99,17 +99,20 @@ class _StackedLinearModule(nn.Module):
 
 
 class Single:
-    """A group of one: the model itself, its loss run in the seed's RNG stream."""
+    """A group of one: the model itself, run in the seed's RNG stream (swapped in once per epoch by
+    noise_scope, not per step)."""
 
     def __init__(self, model: LatentVariableModel):
         self.model = model
         self.templates = [model]
         self.params = dict(model.named_parameters())
 
+    def noise_scope(self, rngs: list[NoiseRng]):
+        return rngs[0].active()
+
     def loss(self, x: torch.Tensor, beta: float, rngs: list[NoiseRng]) -> dict[str, torch.Tensor]:
-        """x: (1, B, D). Returns the model's batch means with a leading seed dimension of 1."""
-        with rngs[0].active():
-            terms = self.model.loss(x[0], beta)
+        """x: (1, B, D), inside noise_scope. Returns the model's batch means, leading dimension 1."""
+        terms = self.model.loss(x[0], beta)
         return {k: v.unsqueeze(0) for k, v in terms.items()}
 
     def subset(self, keep: list[int]) -> Single:
@@ -164,6 +167,9 @@ class Stack:
         for name, p in self.params.items():
             state[name] = p.detach()[i].clone()
         return state
+
+    def noise_scope(self, rngs: list[NoiseRng]):
+        return nullcontext()  # each step's draws go to their seeds' streams in loss()
 
     def loss(self, x: torch.Tensor, beta: float, rngs: list[NoiseRng]) -> dict[str, torch.Tensor]:
         """x: (G, B, D) float in {0, 1}. Returns per-seed batch means, each of shape (G,)."""

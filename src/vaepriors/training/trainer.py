@@ -339,7 +339,9 @@ class Trainer:
             self._build()
         beta = kl_weight(self.epoch, self.cfg["warmup_epochs"])
         bs = self.cfg["batch_size"]
-        draws = [draw_epoch_bool(self.data.x_train, self.generators[i]) for i in self.active]
+        # one seed: a float copy of the set, as it is fed; several: one byte per pixel and seed
+        draw = draw_epoch if len(self.active) == 1 else draw_epoch_bool
+        draws = [draw(self.data.x_train, self.generators[i]) for i in self.active]
         n = len(self.data.x_train)
         totals = [dict.fromkeys(TERMS, 0.0) for _ in self.active]
         rngs = [self.noise[i] for i in self.active]
@@ -347,21 +349,22 @@ class Trainer:
         bar = tqdm(range(0, n, bs), desc=f"epoch {self.epoch + 1}/{self.cfg['max_epochs']}{seeds}",
                    disable=not self.progress, leave=False, mininterval=2)
         self.stack.model.train()
-        for b, start in enumerate(bar):
-            x = torch.stack([xb.index_select(0, perm[start : start + bs]) for xb, perm in draws])
-            x = x.to(device=self.device, dtype=self.data.x_train.dtype)
-            terms = self.stack.loss(x, beta, rngs)
-            # the scalars in one host transfer, checked before they can reach the weights
-            values = torch.stack([terms[k].detach() for k in ("loss", *TERMS)])
-            if not bool(torch.isfinite(values).all()):
-                self._check(terms, self.epoch + 1, b + 1)
-            self.optimizer.zero_grad(set_to_none=True)
-            terms["loss"].sum().backward()
-            self.optimizer.step()
-            values = values.tolist()
-            for j, tot in enumerate(totals):
-                for k, key in enumerate(TERMS):
-                    tot[key] += values[k + 1][j] * x.shape[1]
+        with self.stack.noise_scope(rngs):
+            for b, start in enumerate(bar):
+                x = torch.stack([xb.index_select(0, perm[start : start + bs]) for xb, perm in draws])
+                x = x.to(device=self.device, dtype=self.data.x_train.dtype)
+                terms = self.stack.loss(x, beta, rngs)
+                # the scalars in one host transfer, checked before they can reach the weights
+                values = torch.stack([terms[k].detach() for k in ("loss", *TERMS)])
+                if not bool(torch.isfinite(values).all()):
+                    self._check(terms, self.epoch + 1, b + 1)
+                self.optimizer.zero_grad(set_to_none=True)
+                terms["loss"].sum().backward()
+                self.optimizer.step()
+                values = values.tolist()
+                for j, tot in enumerate(totals):
+                    for k, key in enumerate(TERMS):
+                        tot[key] += values[k + 1][j] * x.shape[1]
         self.stack.model.eval()
         return [{"beta": beta, **{f"train_{k}": v / n for k, v in tot.items()}} for tot in totals]
 
@@ -370,7 +373,7 @@ class Trainer:
         """Single-sample validation ELBO (beta = 1) of every active seed."""
         x = self.data.xb_val
         if isinstance(self.stack, Single):
-            with self.noise[self.active[0]].active():
+            with self.stack.noise_scope([self.noise[self.active[0]]]):
                 return [evaluate_elbo(self.stack.model, x, self.device)]
         g = len(self.active)
         totals = [dict.fromkeys(TERMS, 0.0) for _ in range(g)]
