@@ -111,9 +111,8 @@ class Single:
         return rngs[0].active()
 
     def loss(self, x: torch.Tensor, beta: float, rngs: list[NoiseRng]) -> dict[str, torch.Tensor]:
-        """x: (1, B, D), inside noise_scope. Returns the model's batch means, leading dimension 1."""
-        terms = self.model.loss(x[0], beta)
-        return {k: v.unsqueeze(0) for k, v in terms.items()}
+        """x: (1, B, D), inside noise_scope. Returns the model's batch means (scalars)."""
+        return self.model.loss(x[0], beta)
 
     def subset(self, keep: list[int]) -> Single:
         return self

@@ -324,7 +324,7 @@ class Trainer:
 
     def _check(self, terms: dict[str, torch.Tensor], epoch: int, batch: int | None) -> None:
         for name, value in terms.items():
-            value = value.detach()
+            value = value.detach().reshape(-1)
             bad = ~torch.isfinite(value)
             if bad.any():
                 j = int(bad.nonzero()[0, 0])
@@ -351,17 +351,18 @@ class Trainer:
         self.stack.model.train()
         with self.stack.noise_scope(rngs):
             for b, start in enumerate(bar):
-                x = torch.stack([xb.index_select(0, perm[start : start + bs]) for xb, perm in draws])
+                rows = [xb.index_select(0, perm[start : start + bs]) for xb, perm in draws]
+                x = rows[0].unsqueeze(0) if len(rows) == 1 else torch.stack(rows)
                 x = x.to(device=self.device, dtype=self.data.x_train.dtype)
-                terms = self.stack.loss(x, beta, rngs)
+                terms = self.stack.loss(x, beta, rngs)  # per seed: (G,), or () for a Single
                 # the scalars in one host transfer, checked before they can reach the weights
-                values = torch.stack([terms[k].detach() for k in ("loss", *TERMS)])
-                if not bool(torch.isfinite(values).all()):
+                values = torch.stack([terms[k].detach() for k in ("loss", *TERMS)]).view(1 + len(TERMS), -1).tolist()
+                if not all(math.isfinite(v) for row in values for v in row):
                     self._check(terms, self.epoch + 1, b + 1)
                 self.optimizer.zero_grad(set_to_none=True)
-                terms["loss"].sum().backward()
+                loss = terms["loss"]
+                (loss if loss.dim() == 0 else loss.sum()).backward()
                 self.optimizer.step()
-                values = values.tolist()
                 for j, tot in enumerate(totals):
                     for k, key in enumerate(TERMS):
                         tot[key] += values[k + 1][j] * x.shape[1]
