@@ -25,7 +25,7 @@ from vaepriors.models import load_model
 from vaepriors.training import CheckpointDir, NonFiniteLossError, Trainer, kl_weight
 from vaepriors.training import run as run_module
 from vaepriors.training import trainer as trainer_module
-from vaepriors.training.run import model_for, train_run
+from vaepriors.training.run import model_for, train_group, train_run
 from vaepriors.training.trainer import HISTORY_COLUMNS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -94,18 +94,29 @@ def _env() -> dict:
 
 
 def test_kill9_resume_matches_uninterrupted_run(processed_npz, train_cfg, model_cfg, tmp_path):
-    """S-VAE (global RNG in the rejection sampler) and GMM-VAE (pre-training, skipped on resume),
-    each run as a subprocess, killed with SIGKILL once its epoch-2 checkpoint exists and started
-    again, end exactly as an uninterrupted run. The two families run side by side to save time."""
+    """S-VAE (global RNG in the rejection sampler), GMM-VAE (pre-training, skipped on resume) and
+    a group of two GMM-VAE seeds (stacked, its mixture parameters included), each run as a
+    subprocess, killed with SIGKILL once its epoch-2 checkpoint exists and started again, end
+    exactly as an uninterrupted run. The three run side by side to save time."""
     # Enough epochs that the kill (milliseconds after the epoch-2 checkpoint appears) lands
     # mid-run; patience is never reached.
     train_cfg.update(max_epochs=10, patience=1000, warmup_epochs=4)
-    seed, families = 3, ["svae", "gmmvae"]
+    seed, group = 3, [3, 4]
     cmds = {f: _train_command(processed_npz, tmp_path / f, f, seed, train_cfg, model_cfg)
-            for f in families}
-    ckpts = {f: CheckpointDir(tmp_path / f / "checkpoints") for f in families}
+            for f in ("svae", "gmmvae")}
+    group_dirs = [tmp_path / f"group-s{s}" for s in group]
+    cmds["gmmvae-group"] = [*_train_command(processed_npz, group_dirs[0], "gmmvae", group[0], train_cfg,
+                                            model_cfg), "--seeds", *map(str, group),
+                            "--out-dirs", *map(str, group_dirs)]
+    for flag in ("--seed", "--out-dir"):  # the group's command names its seeds and folders instead
+        i = cmds["gmmvae-group"].index(flag)
+        del cmds["gmmvae-group"][i : i + 2]
+    runs = list(cmds)
+    ckpts = {f: CheckpointDir(tmp_path / f / "checkpoints") for f in ("svae", "gmmvae")}
+    ckpts["gmmvae-group"] = CheckpointDir(group_dirs[0] / "group-checkpoints")
+    outputs = {"svae": [tmp_path / "svae"], "gmmvae": [tmp_path / "gmmvae"], "gmmvae-group": group_dirs}
     procs = {f: subprocess.Popen(cmds[f], env=_env(), stdout=subprocess.PIPE,
-                                 stderr=subprocess.STDOUT) for f in families}
+                                 stderr=subprocess.STDOUT) for f in runs}
     deadline = time.monotonic() + 180
     try:
         while any(p.returncode is None for p in procs.values()):
@@ -123,24 +134,29 @@ def test_kill9_resume_matches_uninterrupted_run(processed_npz, train_cfg, model_
                 proc.kill()
             proc.wait()
             proc.stdout.close()
-    for f in families:
-        assert not (tmp_path / f / "model.pt").exists(), f"{f}: the run finished before the kill"
+    for f in runs:
+        assert not any((d / "model.pt").exists() for d in outputs[f]), f"{f}: the run finished before the kill"
         assert 2 <= max(ckpts[f].epochs()) < train_cfg["max_epochs"], f
 
     resumed = {f: subprocess.Popen(cmds[f], env=_env(), stdout=subprocess.PIPE,
-                                   stderr=subprocess.STDOUT, text=True) for f in families}
-    for f in families:  # the uninterrupted reference runs, while the resumed ones start
-        train_run(processed_npz, tmp_path / f"{f}-reference", "synthetic", f, LATENT, seed,
-                  train_cfg, model_cfg, progress=False)
-    for f in families:
+                                   stderr=subprocess.STDOUT, text=True) for f in runs}
+    references = {}
+    for f in ("svae", "gmmvae"):  # the uninterrupted reference runs, while the resumed ones start
+        references[f] = [tmp_path / f"{f}-reference"]
+        train_run(processed_npz, references[f][0], "synthetic", f, LATENT, seed, train_cfg, model_cfg,
+                  progress=False)
+    references["gmmvae-group"] = [tmp_path / f"group-reference-s{s}" for s in group]
+    train_group(processed_npz, references["gmmvae-group"], "synthetic", "gmmvae", LATENT, group,
+                train_cfg, model_cfg, progress=False)
+    for f in runs:
         output, _ = resumed[f].communicate(timeout=300)
         assert resumed[f].returncode == 0, output
         assert "resuming from" in output, output
-        record = json.loads((tmp_path / f / "config.json").read_text())
-        assert record["resumed"] is True and record["epochs"] == train_cfg["max_epochs"]
-        pd.testing.assert_frame_equal(history_csv(tmp_path / f),
-                                      history_csv(tmp_path / f"{f}-reference"))
-        assert_same_weights(model_pt_state(tmp_path / f), model_pt_state(tmp_path / f"{f}-reference"))
+        for out, ref in zip(outputs[f], references[f]):
+            record = json.loads((out / "config.json").read_text())
+            assert record["resumed"] is True and record["epochs"] == train_cfg["max_epochs"]
+            pd.testing.assert_frame_equal(history_csv(out), history_csv(ref))
+            assert_same_weights(model_pt_state(out), model_pt_state(ref))
 
 
 # --- corrupt checkpoints ------------------------------------------------------------------------
