@@ -9,7 +9,7 @@ from torch.autograd.function import once_differentiable
 from torch.distributions import Distribution
 
 from ..distributions import HypersphericalUniform, VonMisesFisher
-from ..distributions.vmf import _flat, _host, math_for, uniform_kl
+from ..distributions.vmf import math_for, uniform_kl
 from .base import LatentVariableModel
 
 # torch's softplus returns x itself above this (its default threshold); the compiled head does too
@@ -22,16 +22,20 @@ class _Head(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, raw):
+        from ..distributions import vmf_host  # numba: imported with the first compiled call
+
         raw_np = raw.detach().contiguous().numpy()
-        loc, kappa, inv_norm = _host().head_forward(raw_np, _SOFTPLUS_THRESHOLD)
+        loc, kappa, inv_norm = vmf_host.head_forward(raw_np, _SOFTPLUS_THRESHOLD)
         ctx.host = raw_np, loc, inv_norm
         return torch.from_numpy(loc), torch.from_numpy(kappa)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_loc, grad_kappa):
+        from ..distributions import vmf_host
+
         raw_np, loc, inv_norm = ctx.host
-        grad = _host().head_backward(
+        grad = vmf_host.head_backward(
             raw_np, loc, inv_norm, grad_loc.numpy(), grad_kappa.numpy(), _SOFTPLUS_THRESHOLD
         )
         return torch.from_numpy(grad)
@@ -42,8 +46,11 @@ def direction_and_concentration(raw: torch.Tensor) -> tuple[torch.Tensor, torch.
     outputs raw (..., m + 1): the S-VAE's posterior head (Davidson et al. 2018; the +1 keeps kappa
     away from 0, where the Bessel terms of the KL gradient are steepest), also the PS-VAE's."""
     if math_for(raw).compiled:
-        loc, kappa = _Head.apply(_flat(raw, (-1, raw.shape[-1])))
-        return _flat(loc, raw.shape[:-1] + loc.shape[-1:]), _flat(kappa, raw.shape[:-1])
+        # rows as (N, m + 1); no reshape node in the graph when they already are (the training step)
+        flat = raw.dim() == 2
+        loc, kappa = _Head.apply(raw if flat else raw.reshape(-1, raw.shape[-1]))
+        return (loc, kappa) if flat else (loc.reshape(raw.shape[:-1] + loc.shape[-1:]),
+                                          kappa.reshape(raw.shape[:-1]))
     loc = F.normalize(raw[..., :-1], dim=-1)
     return loc, F.softplus(raw[..., -1], threshold=_SOFTPLUS_THRESHOLD) + 1.0
 
