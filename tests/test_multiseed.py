@@ -156,6 +156,39 @@ def test_killed_group_resumes_to_the_same_result(family, processed_npz, train_cf
         pd.testing.assert_frame_equal(history(a), history(b))
 
 
+def test_group_killed_with_one_seed_left_resumes_to_the_same_result(processed_npz, train_cfg, model_cfg,
+                                                                   tmp_path, monkeypatch):
+    """Killed once all seeds but one left the group (the checkpoint holds that seed's parameters
+    and Adam moments still stacked), started again: ends as the uninterrupted group."""
+    train_cfg.update(max_epochs=8, patience=1, warmup_epochs=0, lr=0.1)
+    seeds = [0, 1, 2, 3]
+    full = [tmp_path / "full" / f"s{s}" for s in seeds]
+    train_group(processed_npz, full, "synthetic", "nvae", 2, seeds, train_cfg, model_cfg, progress=False)
+    epochs = sorted(config(d)["epochs"] for d in full)
+    assert epochs[-2] < epochs[-1]  # one seed trains alone at the end
+
+    killed = [tmp_path / "killed" / f"s{s}" for s in seeds]
+    original = trainer_module.Trainer.train_epoch
+
+    def dying(self):
+        if len(self.active) == 1:
+            raise KeyboardInterrupt("killed")
+        return original(self)
+
+    monkeypatch.setattr(trainer_module.Trainer, "train_epoch", dying)
+    with pytest.raises(KeyboardInterrupt):
+        train_group(processed_npz, killed, "synthetic", "nvae", 2, seeds, train_cfg, model_cfg, progress=False)
+    monkeypatch.setattr(trainer_module.Trainer, "train_epoch", original)
+    records = train_group(processed_npz, killed, "synthetic", "nvae", 2, seeds, train_cfg, model_cfg,
+                          progress=False)
+    assert all(r["resumed"] for r in records)
+    for a, b in zip(killed, full):
+        sa, sb = load_state(a)["state_dict"], load_state(b)["state_dict"]
+        for key in sa:
+            assert torch.equal(sa[key], sb[key]), key
+        pd.testing.assert_frame_equal(history(a), history(b))
+
+
 def test_checkpoint_of_another_seed_set_is_not_resumed(processed_npz, train_cfg, model_cfg, tmp_path,
                                                        caplog):
     train_cfg["max_epochs"] = 2

@@ -1,7 +1,7 @@
 """G seeds of one family as one model: the trainer's view of a group of seeds.
 
-`stack(models)` gives what the trainer steps: for one seed the model itself (its loss, unchanged);
-for several, the parameters of the G models stacked along a new leading dimension, every linear
+What the trainer steps: for a run of one seed, `Single`, the model itself (its loss, unchanged);
+for several seeds, `Stack`: the parameters of the G models stacked along a new leading dimension, every linear
 layer applied as one batched matmul (``torch.baddbmm`` on CPU gives each seed the numbers of its
 own ``F.linear``) and every other parameter (a mixture prior's means, VampPrior's pseudo-inputs)
 handed to the family's code as a tensor with a leading seed dimension, which the family's prior
@@ -183,6 +183,3 @@ class Stack:
                                "(train with seeds_per_job: 1)")
         return terms
 
-
-def stack(models: list[LatentVariableModel], device: torch.device) -> Single | Stack:
-    return Single(models[0]) if len(models) == 1 else Stack.from_models(models, device)

@@ -36,7 +36,7 @@ from ..io import write_text
 from ..models import LatentVariableModel
 from ..threads import flush_denormals
 from .checkpoint import CheckpointDir
-from .stack import NoiseRng, Single, Stack, stack
+from .stack import NoiseRng, Single, Stack
 
 log = logging.getLogger(__name__)
 # The terms of model.loss the history records (besides "loss", which is minimised).
@@ -242,12 +242,14 @@ class Trainer:
     def _build(self, params: dict[str, torch.Tensor] | None = None) -> None:
         """The stack of the active seeds and its Adam (from the models, or from saved parameters)."""
         models = [self.models[i] for i in self.active]
-        self.stack = stack(models, self.device)
-        if params is not None:
-            if isinstance(self.stack, Single):
+        if len(self.seeds) == 1:
+            self.stack = Single(models[0])
+            if params is not None:
                 self.stack.load_params(params)
-            else:
-                self.stack = Stack(models, {n: p.to(self.device).requires_grad_() for n, p in params.items()})
+        elif params is None:
+            self.stack = Stack.from_models(models, self.device)
+        else:  # stacked, even when one seed is left (its saved parameters and moments are)
+            self.stack = Stack(models, {n: p.to(self.device).requires_grad_() for n, p in params.items()})
         self.optimizer = make_optimizer(self.stack.params.values(), self.cfg["lr"])
 
     def state(self) -> dict[str, Any]:
