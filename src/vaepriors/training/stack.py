@@ -1,9 +1,9 @@
 """G seeds of one family as one model: the trainer's view of a group of seeds.
 
 What the trainer steps: for a run of one seed, `Single`, the model itself (its loss, unchanged);
-for several seeds, `Stack`: the parameters of the G models stacked along a new leading dimension, every linear
-layer applied as one batched matmul (``torch.baddbmm`` on CPU gives each seed the numbers of its
-own ``F.linear``) and every other parameter (a mixture prior's means, VampPrior's pseudo-inputs)
+for several seeds, `Stack`: the parameters of the G models stacked along a new leading dimension,
+every linear layer applied as one batched matmul (``torch.baddbmm`` on CPU gives each seed the
+numbers of its own ``F.linear``) and every other parameter (a mixture prior's means, VampPrior's pseudo-inputs)
 handed to the family's code as a tensor with a leading seed dimension, which the family's prior
 broadcasts over (``LatentVariableModel.prior_log_prob``). The losses of the seeds are summed, so
 one backward pass gives each seed its own gradient, and one fused Adam (elementwise) moves each
