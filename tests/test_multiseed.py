@@ -65,6 +65,15 @@ def assert_same_run(group_dir: Path, alone_dir: Path) -> None:
     assert ca == cb
 
 
+def assert_identical_runs(dirs, reference_dirs) -> None:
+    """Bit for bit: model.pt weights and history.csv (bar the wall time) of each pair of runs."""
+    for a, b in zip(dirs, reference_dirs, strict=True):
+        sa, sb = load_state(a)["state_dict"], load_state(b)["state_dict"]
+        for key in sa:
+            assert torch.equal(sa[key], sb[key]), key
+        pd.testing.assert_frame_equal(history(a), history(b))
+
+
 def run_both(family, latent, seeds, processed_npz, train_cfg, model_cfg, tmp_path):
     group_dirs = [tmp_path / "group" / f"s{s}" for s in seeds]
     records = train_group(processed_npz, group_dirs, "synthetic", family, latent, seeds, train_cfg,
@@ -121,6 +130,26 @@ def test_every_registered_family_stacks():
         assert terms["loss"].shape == (2,) and _torch.isfinite(terms["loss"]).all(), name
 
 
+def test_a_draw_outside_the_noise_groups_is_refused(processed_npz, train_cfg, model_cfg, tmp_path,
+                                                    monkeypatch):
+    """A posterior that draws from torch's global stream would give the stacked seeds one shared
+    noise: the group stops with the family named, before any epoch is kept."""
+    from vaepriors.models.gaussian import NVAE
+
+    train_cfg["max_epochs"] = 2
+    original = NVAE.loss
+
+    def global_draw(self, x, beta=1.0):
+        torch.randn(1)
+        return original(self, x, beta)
+
+    monkeypatch.setattr(NVAE, "loss", global_draw)
+    dirs = [tmp_path / "s0", tmp_path / "s1"]
+    with pytest.raises(RuntimeError, match="the nvae posterior drew noise outside"):
+        train_group(processed_npz, dirs, "synthetic", "nvae", 2, [0, 1], train_cfg, model_cfg, progress=False)
+    assert CheckpointDir(dirs[0] / "group-checkpoints").epochs() == []
+
+
 @pytest.mark.parametrize("family", ["svae", "gmmvae"])
 def test_killed_group_resumes_to_the_same_result(family, processed_npz, train_cfg, model_cfg, tmp_path,
                                                  monkeypatch):
@@ -149,11 +178,7 @@ def test_killed_group_resumes_to_the_same_result(family, processed_npz, train_cf
     records = train_group(processed_npz, killed, "synthetic", family, 3, seeds, train_cfg, model_cfg,
                           progress=False)
     assert all(r["resumed"] for r in records)
-    for a, b in zip(killed, full):
-        sa, sb = load_state(a)["state_dict"], load_state(b)["state_dict"]
-        for key in sa:
-            assert torch.equal(sa[key], sb[key]), key
-        pd.testing.assert_frame_equal(history(a), history(b))
+    assert_identical_runs(killed, full)
 
 
 def test_group_killed_with_one_seed_left_resumes_to_the_same_result(processed_npz, train_cfg, model_cfg,
@@ -182,11 +207,7 @@ def test_group_killed_with_one_seed_left_resumes_to_the_same_result(processed_np
     records = train_group(processed_npz, killed, "synthetic", "nvae", 2, seeds, train_cfg, model_cfg,
                           progress=False)
     assert all(r["resumed"] for r in records)
-    for a, b in zip(killed, full):
-        sa, sb = load_state(a)["state_dict"], load_state(b)["state_dict"]
-        for key in sa:
-            assert torch.equal(sa[key], sb[key]), key
-        pd.testing.assert_frame_equal(history(a), history(b))
+    assert_identical_runs(killed, full)
 
 
 def test_checkpoint_of_another_seed_set_is_not_resumed(processed_npz, train_cfg, model_cfg, tmp_path,

@@ -216,11 +216,6 @@ def _draw_w(kappa, m):
     return math_for(kappa).draw_w(kappa, m)
 
 
-def _mean_resultant_length(kappa, m):
-    """A_m(kappa) = I_{m/2}(kappa) / I_{m/2-1}(kappa), float64 kappa, no gradient."""
-    return math_for(kappa).bessel_values(0.5 * m - 1, kappa)[1]
-
-
 def _dw_dkappa_any(w, eps, kappa, m, mean=None, dtype=torch.float64):
     """dw/dkappa for a draw of _draw_w (float64)."""
     if m == 3:

@@ -17,7 +17,7 @@ stream i through ``vaepriors.distributions.noise`` groups, and a draw outside th
 from __future__ import annotations
 
 import copy
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -167,19 +167,20 @@ class Stack:
             state[name] = p.detach()[i].clone()
         return state
 
+    @contextmanager
     def noise_scope(self, rngs: list[NoiseRng]):
-        return nullcontext()  # each step's draws go to their seeds' streams in loss()
-
-    def loss(self, x: torch.Tensor, beta: float, rngs: list[NoiseRng]) -> dict[str, torch.Tensor]:
-        """x: (G, B, D) float in {0, 1}. Returns per-seed batch means, each of shape (G,)."""
+        """Around an epoch (or a validation pass) of loss() calls, whose draws go to their seeds'
+        streams and so leave the global one untouched: a distribution drawing outside the noise
+        groups would tie the seeds together, and is refused before its epoch is kept."""
         before = torch.get_rng_state()
-        with noise_groups([rng.active for rng in rngs]):
-            terms = self.model.loss(x, beta)
-        # Every draw is made in its seed's stream, which leaves the global one untouched: a
-        # distribution drawing outside the noise groups would tie the seeds together.
+        yield
         if not torch.equal(before, torch.get_rng_state()):
             raise RuntimeError(f"the {self.model.name} posterior drew noise outside "
                                "vaepriors.distributions.noise groups; its seeds cannot be stacked "
                                "(train with seeds_per_job: 1)")
-        return terms
+
+    def loss(self, x: torch.Tensor, beta: float, rngs: list[NoiseRng]) -> dict[str, torch.Tensor]:
+        """x: (G, B, D) float in {0, 1}, inside noise_scope. Returns per-seed batch means, (G,)."""
+        with noise_groups([rng.active for rng in rngs]):
+            return self.model.loss(x, beta)
 

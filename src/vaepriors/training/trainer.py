@@ -375,19 +375,19 @@ class Trainer:
     def evaluate(self) -> list[dict[str, float]]:
         """Single-sample validation ELBO (beta = 1) of every active seed."""
         x = self.data.xb_val
-        if isinstance(self.stack, Single):
-            with self.stack.noise_scope([self.noise[self.active[0]]]):
-                return [evaluate_elbo(self.stack.model, x, self.device)]
-        g = len(self.active)
-        totals = [dict.fromkeys(TERMS, 0.0) for _ in range(g)]
         rngs = [self.noise[i] for i in self.active]
-        for start in range(0, len(x), EVAL_BATCH):
-            xb = x[start : start + EVAL_BATCH].to(self.device)
-            terms = self.stack.loss(xb.expand(g, *xb.shape), 1.0, rngs)
-            values = torch.stack([terms[k] for k in TERMS]).tolist()
-            for j, tot in enumerate(totals):
-                for k, key in enumerate(TERMS):
-                    tot[key] += values[k][j] * len(xb)
+        with self.stack.noise_scope(rngs):
+            if isinstance(self.stack, Single):
+                return [evaluate_elbo(self.stack.model, x, self.device)]
+            g = len(self.active)
+            totals = [dict.fromkeys(TERMS, 0.0) for _ in range(g)]
+            for start in range(0, len(x), EVAL_BATCH):
+                xb = x[start : start + EVAL_BATCH].to(self.device)
+                terms = self.stack.loss(xb.expand(g, *xb.shape), 1.0, rngs)
+                values = torch.stack([terms[k] for k in TERMS]).tolist()
+                for j, tot in enumerate(totals):
+                    for k, key in enumerate(TERMS):
+                        tot[key] += values[k][j] * len(xb)
         return [{key: v / len(x) for key, v in tot.items()} for tot in totals]
 
     @flush_denormals()
