@@ -4,7 +4,8 @@ scripts/compare_paper.py --tables results/tables/{loglik,clustering,knn}.csv
 --references workflow/references/tables --protocols workflow/references/protocols
 --run-configs results/models/.../config.json ... --importance-samples K --out-dir results/tables
 
-Writes paper_comparison.{csv,md}, paper_pattern.csv and paper_budget.json. The grid is the set of
+Writes paper_comparison.{csv,md}, paper_pattern.csv (S - N per d, log-likelihood and k-NN, with a
+Welch test across seeds) and paper_budget.json. The grid is the set of
 (dataset, model, d) cells of the run configs; a grid without reference rows gets an empty
 comparison."""
 
@@ -39,7 +40,7 @@ def main(argv=None) -> int:
     grid = {(r["dataset"], r["model"], int(r["latent_dim"])) for r in records}
     results = R.long_results(pd.read_csv(p) for p in args.tables)
     comparison = R.compare(refs, results, grid)
-    patterns = R.pattern(refs, results, grid)
+    patterns = R.patterns(refs, results, grid)
     used = R.budget(records)
     label = R.budget_label(used, {s: p for s, p in protocols.items()
                                   if s in set(comparison["source"])}, [args.importance_samples])

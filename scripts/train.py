@@ -1,6 +1,7 @@
 #!/usr/bin/env python
 """Train one run: scripts/train.py --data D.npz --out-dir DIR --dataset NAME --model M --latent-dim d
---seed s  ${train} ${model}   (the train and model sections of params.yaml as flags).
+--seed s  --settings JSON [--threads N]   (the values the run uses, vaepriors.config.run_values;
+DVC passes the train and model sections of params.yaml as flags instead: ${train} ${model}).
 
 Several seeds of one configuration in one process (stacked parameters, each seed as it would train
 alone): --seeds s1 s2 ... --out-dirs DIR1 DIR2 ... instead of --seed and --out-dir."""
@@ -8,7 +9,7 @@ alone): --seeds s1 s2 ... --out-dirs DIR1 DIR2 ... instead of --seed and --out-d
 import argparse
 import sys
 
-from vaepriors.cli import family_name, parse_script
+from vaepriors.cli import family_name, parse_run_script
 from vaepriors.data.prepare import ProcessedDataError
 from vaepriors.training.run import train_group
 
@@ -25,7 +26,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int)
     parser.add_argument("--seeds", type=int, nargs="+", help="train these seeds together")
     parser.add_argument("--no-progress", action="store_true")
-    args, cfg = parse_script(parser, argv, ["train", "model"])
+    args, cfg = parse_run_script(parser, argv, "train", lambda a: a.model)
     if (args.seed is None) == (args.seeds is None):
         parser.error("give either --seed (with --out-dir) or --seeds (with --out-dirs)")
     if args.seeds is not None and (args.out_dirs is None or len(args.out_dirs) != len(args.seeds)):

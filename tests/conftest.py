@@ -31,6 +31,8 @@ TRAIN_CFG = {
 }
 MODEL_CFG = {
     "hidden": [32, 16],
+    "init": "torch",
+    "vmf_gradient": "implicit",
     "gmm_components": 0,
     "gmm_pretrain_epochs": 2,
     "ae_density_components": [1, 3],

@@ -290,3 +290,48 @@ def test_decoded_log_likelihood_recomputes_overflowed_rows(monkeypatch):
     want = _float64_log_likelihood(model.decode(z), x)
     assert torch.isfinite(got).all() and float(got.min()) < -100
     torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-5)
+
+
+class _PriorPosteriorToy(ToyModel):
+    """q(z|x) = p(z) = N(0, I): every prior/posterior ratio is exactly 1."""
+
+    def posterior(self, x):
+        zeros = torch.zeros(len(x), self.code_dim)
+        return Independent(Normal(zeros, torch.ones_like(zeros)), 1)
+
+
+def test_shared_sample_diagnostic_is_one_decoder_sample_plus_the_ratio_term():
+    """The S-VAE authors' example estimator: log p(x|z_0) for ONE z_0 ~ q, plus
+    logmeanexp_k log p(z_k)/q(z_k|x). With q = p the second term is exactly 0 for every K, so the
+    value is the Bernoulli log-likelihood of one posterior draw (checked against a direct
+    float64 computation with the same draw); with q != p and many samples it approaches
+    E_q[log p(x|z)] (Monte Carlo), far above the ELBO."""
+    from vaepriors.evaluation.loglik import _draw_seed, shared_sample_log_likelihood
+
+    x = distinct_inputs(30, seed=0)
+    model = _PriorPosteriorToy(2, seed=1)
+    values = {(k, b): shared_sample_log_likelihood(model, x, k, torch.Generator().manual_seed(4), batch_size=b)
+              for k, b in ((1, 30), (50, 30), (50, 7))}
+    # one batch: z_0 is the first draw whatever K is
+    torch.testing.assert_close(values[1, 30], values[50, 30], rtol=0, atol=1e-12)
+    torch.manual_seed(_draw_seed(torch.Generator().manual_seed(4)))
+    direct = []
+    for s in range(0, 30, 7):
+        batch = x[s : s + 7].double()
+        z0 = torch.randn(len(batch), 2).double()
+        torch.randn(50, len(batch), 2)  # the K draws of the ratio term
+        logits = z0 @ model.dec_w.double().T + model.dec_b.double()
+        direct.append((batch * nn.functional.logsigmoid(logits)
+                       + (1 - batch) * nn.functional.logsigmoid(-logits)).sum(-1))
+    torch.testing.assert_close(values[50, 7], torch.cat(direct), rtol=1e-6, atol=1e-5)
+
+    toy = ToyModel(2, seed=2, proposal_scale=0.8)
+    x = distinct_inputs(400, seed=3)
+    shared = shared_sample_log_likelihood(toy, x, 2000, torch.Generator().manual_seed(1)).mean()
+    q = toy.posterior(x)
+    z = q.sample((4000,))
+    rec = -nn.functional.binary_cross_entropy_with_logits(
+        toy.decode(z), x.expand(4000, *x.shape), reduction="none").sum(-1).mean()
+    kl = torch.distributions.kl_divergence(q, toy.prior()).mean()
+    assert abs(float(shared - rec)) < 0.15  # the ratio term's bias is small at K = 2000
+    assert float(shared) > float(rec - kl) + 0.5 * float(kl)  # far above the ELBO

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from sklearn.mixture import GaussianMixture
+from torch import nn
 from torch.distributions import Independent, Normal
 
 from vaepriors import code_dim
@@ -399,3 +400,30 @@ def test_svae_trains_at_d128_without_nan(clustered_arrays):
     q = model.posterior(xb[:100])
     assert torch.isfinite(q.concentration).all() and (q.concentration >= 1).all()
     assert terms["kl"] > 0
+
+
+@pytest.mark.parametrize("name", ["nvae", "svae", "gmmvae"])
+def test_glorot_initialisation_is_what_it_says(name):
+    """model.init = glorot: every linear layer Glorot-uniform (bound sqrt(6 / (fan_in + fan_out))),
+    every bias zero, the decoder's output bias included (no pixel means); torch: the pixel means."""
+    from vaepriors.training.run import model_for
+
+    pixel_mean = torch.full((64,), 0.2)
+    torch.manual_seed(0)
+    model = model_for(name, 3, 64, 4, {"hidden": [48, 32], "init": "glorot"})
+    model.initialise("glorot", pixel_mean)
+    layers = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    assert layers
+    for layer in layers:
+        fan_out, fan_in = layer.weight.shape
+        bound = math.sqrt(6 / (fan_in + fan_out))
+        w = layer.weight.detach()
+        assert w.abs().max() <= bound and w.abs().max() > 0.9 * bound  # fills the interval
+        assert abs(float(w.var()) - bound**2 / 3) < 0.25 * bound**2 / 3
+        assert torch.count_nonzero(layer.bias) == 0
+    torch.manual_seed(0)
+    default = model_for(name, 3, 64, 4, {"hidden": [48, 32]})
+    default.initialise("torch", pixel_mean)
+    torch.testing.assert_close(default.decoder[-1].bias, torch.full((64,), math.log(0.2 / 0.8)))
+    with pytest.raises(ValueError, match="model.init"):
+        default.initialise("xavier", pixel_mean)

@@ -9,8 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from vaepriors.config import REPO_ROOT
 from vaepriors.evaluation import replication as R
@@ -25,11 +27,15 @@ def write_refs(path: Path, rows: list[str]) -> Path:
     return path
 
 
-def run_metrics(dataset, model, d, seed, loglik, acc=None) -> dict:
+def run_metrics(dataset, model, d, seed, loglik, acc=None, knn=None, shared=None) -> dict:
     run = {"dataset": dataset, "model": model, "latent_dim": d, "seed": seed,
            "loglik": {"mean": loglik, "sd": 20.0, "K": 500, "n_test": 100}}
     if acc is not None:
         run["clustering"] = {"method": "kmeans", "k": 10, "acc": acc, "nmi": 0.5, "ari": 0.4}
+    if knn is not None:  # {n_labels: test accuracy as a fraction}
+        run["knn"] = {str(n): {"k": 5, "val_acc": {"5": a}, "test_acc": a} for n, a in knn.items()}
+    if shared is not None:
+        run["loglik_shared_sample"] = {"mean": shared, "sd": 20.0, "K": 500, "n_test": 100}
     return run
 
 
@@ -207,10 +213,14 @@ def test_compare_script_end_to_end_writes_the_verdict(tmp_path):
                     "--run-configs", *configs, "--importance-samples", "500",
                     "--out-dir", str(out)], check=True, capture_output=True)
     comp = pd.read_csv(out / "paper_comparison.csv")
-    # Grid: nvae, svae at d = 2, 40 on MNIST: 2 models x 2 d x 4 Table-1 metrics, only loglik here.
-    assert len(comp) == 16 and (comp["status"] == "ok").sum() == 4
+    # Grid: nvae, svae at d = 2, 40 on MNIST: 2 models x 2 d x (4 Table-1 metrics + 3 Table-2
+    # k-NN label counts); only loglik here.
+    assert list(comp.columns) == R.COMPARISON_COLUMNS
+    assert len(comp) == 28 and (comp["status"] == "ok").sum() == 4
+    assert (comp["metric"].str.startswith("knn_") & (comp["status"] == "missing")).sum() == 12
     pat = pd.read_csv(out / "paper_pattern.csv")
-    assert pat["agree"].tolist() == [True, True]
+    assert list(pat.columns) == R.PATTERN_COLUMNS
+    assert pat["agree"].tolist() == [True, True] and set(pat["metric"]) == {"loglik"}
     budget = json.loads((out / "paper_budget.json").read_text())
     assert budget["label"].startswith("budget run against davidson2018")
     md = (out / "paper_comparison.md").read_text()
@@ -219,3 +229,178 @@ def test_compare_script_end_to_end_writes_the_verdict(tmp_path):
     assert text.startswith("**This is a budget run")
     # Means -135.0, -131.5, -88.5, -90.5 against -135.73, -132.50, -88.93, -90.87.
     assert "4 of 4 cells in nats" in text and "for the log-likelihood 4 of 4" in text
+
+
+# --- S - N with a Welch test, the crossover, Table 2 (k-NN), the shared-sample diagnostic --------
+
+S_SEEDS = [-90.1, -91.3, -90.7, -92.0]
+N_SEEDS = [-89.5, -89.9, -90.8]
+
+
+def test_welch_from_table_statistics_matches_scipy_on_the_seeds():
+    s, n = np.array(S_SEEDS), np.array(N_SEEDS)
+    # By hand: Welch SE and Welch-Satterthwaite degrees of freedom.
+    va, vb = s.var(ddof=1) / len(s), n.var(ddof=1) / len(n)
+    se = math.sqrt(va + vb)
+    df = (va + vb) ** 2 / (va**2 / (len(s) - 1) + vb**2 / (len(n) - 1))
+    ref = stats.ttest_ind(s, n, equal_var=False)
+    w = R.welch(s.mean(), s.std(ddof=1), len(s), n.mean(), n.std(ddof=1), len(n))
+    assert w["diff"] == pytest.approx(s.mean() - n.mean())
+    assert w["se"] == pytest.approx(se) and w["t"] == pytest.approx((s.mean() - n.mean()) / se)
+    assert w["t"] == pytest.approx(ref.statistic) and w["p"] == pytest.approx(ref.pvalue)
+    assert w["df"] == pytest.approx(df) and w["df"] == pytest.approx(ref.df)
+    # Fewer than two seeds on a side, or no spread at all: no test.
+    assert all(math.isnan(w[k]) for w in (R.welch(-90, 0.5, 1, -89, 0.5, 3),
+                                          R.welch(-90, 0.0, 3, -89, 0.0, 3))
+               for k in ("se", "t", "df", "p"))
+
+
+def test_pattern_carries_the_welch_test_of_the_seeds(tmp_path):
+    refs = R.load_references([REFERENCES / "tables"])
+    n_seeds = [-88.9, -89.3, -89.6]
+    runs = [run_metrics("mnist", "svae", 40, i, v) for i, v in enumerate(S_SEEDS)]
+    runs += [run_metrics("mnist", "nvae", 40, i, v) for i, v in enumerate(n_seeds)]
+    # d = 2: the difference is beyond 2 SE (t ~ 3.1) but with ~1.5 degrees of freedom p > 0.05.
+    runs += [run_metrics("mnist", "svae", 2, i, v) for i, v in enumerate((-133.0, -133.4))]
+    runs += [run_metrics("mnist", "nvae", 2, i, v) for i, v in enumerate((-134.0, -133.8))]
+    pat = R.pattern(refs, tables(tmp_path, runs), GRID)
+    assert list(pat.columns) == R.PATTERN_COLUMNS
+    d2, d40 = pat.iloc[0], pat.iloc[1]
+    ref = stats.ttest_ind(S_SEEDS, n_seeds, equal_var=False)
+    assert d40["ours_diff"] == pytest.approx(np.mean(S_SEEDS) - np.mean(n_seeds))
+    assert d40["t"] == pytest.approx(ref.statistic) and d40["df"] == pytest.approx(ref.df)
+    assert d40["p_value"] == pytest.approx(ref.pvalue) and ref.pvalue < 0.05
+    assert bool(d40["significant"]) is True
+    assert d40["paper_sign"] == -1 and d40["ours_sign"] == -1 and bool(d40["agree"])
+    ref2 = stats.ttest_ind([-133.0, -133.4], [-134.0, -133.8], equal_var=False)
+    assert abs(d2["t"]) > 2 and d2["p_value"] == pytest.approx(ref2.pvalue) and ref2.pvalue > 0.05
+    assert bool(d2["significant"]) is False  # p < 0.05 decides, not 2 SE
+    text = R.replication_paragraph(R.compare(refs, tables(tmp_path, runs), GRID), pat, "")
+    assert (f"d = 40 {np.mean(S_SEEDS) - np.mean(n_seeds):+.2f} ± {d40['ours_se']:.2f} "
+            f"(p = {ref.pvalue:.3f})") in text
+    assert "1 of 2 of our differences significant at p < 0.05" in text
+
+
+def _signs(signs: dict, paper: dict | None = None) -> pd.DataFrame:
+    paper = paper or signs
+    return pd.DataFrame([{"dataset": "mnist", "metric": "loglik", "latent_dim": d,
+                          "paper_sign": paper[d], "ours_sign": s} for d, s in signs.items()])
+
+
+@pytest.mark.parametrize("ours, text", [
+    ({2: 1, 5: 1, 10: -1, 20: -1, 40: -1}, "between d = 5 and 10"),
+    ({2: 1, 5: 1, 10: 1, 20: 1, 40: 1}, "no crossover in the grid"),
+    ({2: -1, 5: -1, 10: -1, 20: -1, 40: -1}, "negative at every d compared"),
+    ({2: 1, 5: -1, 10: 1, 20: -1, 40: -1}, "between d = 2 and 5"),  # the first turn counts
+])
+def test_crossover_is_the_first_d_where_s_minus_n_turns_negative(ours, text):
+    paper = {2: 1, 5: 1, 10: 1, 20: -1, 40: -1}  # Table 1 of Davidson et al.
+    row = R.crossovers(_signs(ours, paper)).iloc[0]
+    assert row["paper"] == "between d = 10 and 20" and row["ours"] == text
+    assert row["dims"] == [2, 5, 10, 20, 40]
+
+
+def test_crossover_of_table_1_is_reported_in_markdown_and_paragraph(tmp_path):
+    refs = R.load_references([REFERENCES / "tables"])
+    ours = {2: (-133.0, -135.0), 5: (-109.0, -110.0), 10: (-94.5, -94.0), 20: (-90.0, -89.0),
+            40: (-92.0, -89.0)}
+    runs = [run_metrics("mnist", m, d, seed, v + jitter)
+            for d, pair in ours.items() for m, v in zip(("svae", "nvae"), pair)
+            for seed, jitter in enumerate((-0.1, 0.1))]
+    grid = {("mnist", m, d) for m in ("nvae", "svae") for d in ours}
+    results = tables(tmp_path, runs)
+    pat = R.patterns(refs, results, grid)
+    md = R.markdown(R.compare(refs, results, grid), pat)
+    text = R.replication_paragraph(R.compare(refs, results, grid), pat, "")
+    for out in (md, text):
+        assert "paper: between d = 10 and 20; ours: between d = 5 and 10" in out
+    assert "agrees with the paper at d = 2, 5, 20, 40 and disagrees at d = 10" in text
+
+
+def test_shipped_table_2_is_knn_accuracy_as_fractions_marked_secondary():
+    refs = R.load_references([REFERENCES / "tables"])
+    knn = refs[refs["metric"].str.startswith("knn_")]
+    assert len(knn) == 30 and set(knn["source"]) == {"davidson2018"}
+    assert set(knn["metric"]) == {"knn_100", "knn_600", "knn_1000"}
+    assert set(knn["latent_dim"]) == {2, 5, 10, 20, 40}
+    assert knn["value"].between(0, 1).all()  # fractions, like our knn tables (sklearn score)
+    assert knn["note"].str.contains("Table 2, secondary transcription").all()
+    got = {(r.model, int(r.latent_dim), r.metric): r.value for r in knn.itertuples()}
+    assert got[("nvae", 2, "knn_100")] == 0.726 and got[("svae", 2, "knn_100")] == 0.779
+    assert got[("nvae", 40, "knn_100")] == 0.723 and got[("svae", 40, "knn_100")] == 0.677
+    assert got[("nvae", 5, "knn_1000")] == 0.920 and got[("svae", 40, "knn_1000")] == 0.904
+
+
+def test_a_knn_row_flows_through_the_comparison_like_a_loglik_row(tmp_path):
+    refs = R.load_references([REFERENCES / "tables"])
+    runs = [run_metrics("mnist", "nvae", 2, s, -135.0, knn={100: a}) for s, a in enumerate((0.74, 0.76))]
+    runs += [run_metrics("mnist", "svae", 2, s, -133.0, knn={100: a}) for s, a in enumerate((0.78, 0.80))]
+    results = tables(tmp_path, runs)
+    comp = R.compare(refs, results, GRID)
+    row = comp[(comp["metric"] == "knn_100") & (comp["model"] == "nvae") & (comp["latent_dim"] == 2)]
+    row = row.iloc[0]
+    assert row["status"] == "ok" and row["paper"] == 0.726 and row["ours_mean"] == pytest.approx(0.75)
+    assert row["diff"] == pytest.approx(0.024) and row["diff_pp"] == pytest.approx(2.4)
+    assert row["diff_se"] == pytest.approx(0.024 / (np.std([0.74, 0.76], ddof=1) / math.sqrt(2)))
+    assert pd.isna(row["within_1_nat"])  # "within 1 nat" is for nats only
+    assert "secondary transcription" in row["note"] and math.isnan(row["ours_shared_mean"])
+    # The rows without a result (600, 1000 labels, d = 40) are missing, as for the log-likelihood.
+    knn = comp[comp["metric"].str.startswith("knn_")]
+    assert len(knn) == 12 and (knn["status"] == "ok").sum() == 2
+    assert comp[comp["metric"] == "loglik"]["diff_pp"].isna().all()
+    pat = R.patterns(refs, results, GRID)
+    k = pat[pat["metric"] == "knn_100"].iloc[0]
+    assert k["ours_diff"] == pytest.approx(0.04) and k["paper_diff"] == pytest.approx(0.053)
+    assert bool(k["agree"])
+    md = R.markdown(comp, pat)
+    assert "| nvae | 2 | knn_100 | 0.726 | 0.750 ± 0.014 | 2 | +2.4 pp |" in md
+    assert "[1] Davidson et al. 2018, Table 2, secondary transcription" in md
+    assert "svae − nvae in knn_100 per d (percentage points" in md
+    assert "| mnist | 2 | +5.3 | +4.0 ± 1.4 |" in md
+    text = R.replication_paragraph(comp, pat, "")
+    assert "k-NN accuracy on latent means against davidson2018 (reference rows from a secondary " \
+           "transcription, not the original table): 0 of 2 cells within 1 percentage point" in text
+    assert "agrees with the paper in 1 of 1 (labels, d) pairs" in text
+
+
+def test_shared_sample_diagnostic_sits_beside_paper_loglik_rows(tmp_path):
+    refs = R.load_references([write_refs(tmp_path / "r.csv", [
+        "p,mnist,nvae,2,loglik,-135.0,,10,mean,",
+        "p,mnist,svae,2,loglik,-132.0,,10,mean,",
+        "p,mnist,nvae,2,elbo,-137.0,,10,mean,",
+        "p,mnist,nvae,40,loglik,-89.0,,10,mean,",
+    ])])
+    # nvae d = 2: standard -137 (2 off), diagnostic -135.5 (0.5 off): closer to the diagnostic.
+    runs = [run_metrics("mnist", "nvae", 2, s, -137.0 + j, shared=-135.5 + j)
+            for s, j in enumerate((-0.2, 0.2))]
+    runs += [run_metrics("mnist", "svae", 2, 0, -132.5),  # an older run: no diagnostic
+             run_metrics("mnist", "svae", 40, 0, -91.0, shared=-88.0)]
+    runs += [run_metrics("mnist", "nvae", 40, 0, -89.5, shared=-86.0)]
+    comp = R.compare(refs, tables(tmp_path, runs), GRID).set_index(["model", "latent_dim", "metric"])
+    n2 = comp.loc[("nvae", 2, "loglik")]
+    assert n2["ours_shared_mean"] == pytest.approx(-135.5) and n2["shared_diff"] == pytest.approx(-0.5)
+    assert n2["diff"] == pytest.approx(-2.0)  # the headline stays the standard estimator
+    assert math.isnan(comp.loc[("svae", 2, "loglik"), "ours_shared_mean"])
+    assert math.isnan(comp.loc[("nvae", 2, "elbo"), "ours_shared_mean"])  # loglik rows only
+    assert comp.loc[("nvae", 40, "loglik"), "shared_diff"] == pytest.approx(3.0)
+    comp = comp.reset_index()
+    md = R.markdown(comp, pd.DataFrame(columns=R.PATTERN_COLUMNS))
+    assert "| -2.00 |" in md and "| -135.50 | -0.50 |" in md and "not a log-likelihood" in md
+    text = R.replication_paragraph(comp, pd.DataFrame(columns=R.PATTERN_COLUMNS), "")
+    assert ("on average 1.25 nats from our standard estimator and 1.75 nats from the shared-sample "
+            "diagnostic") in text
+    assert "the diagnostic is the closer one in 1 of 2 cells (nvae d = 2)" in text
+
+
+def test_the_paragraph_reads_files_written_before_the_new_columns(tmp_path):
+    old_comp = pd.DataFrame([{"source": "p", "dataset": "mnist", "model": "nvae", "latent_dim": 2,
+                              "metric": "loglik", "statistic": "mean", "paper": -135.0,
+                              "paper_sd": math.nan, "paper_n": 10, "ours_mean": -135.5,
+                              "ours_sd": 0.1, "ours_n": 3, "diff": -0.5, "diff_se": -8.7,
+                              "within_1_nat": True, "status": "ok"}])
+    old_pat = pd.DataFrame([{"dataset": "mnist", "latent_dim": 2, "paper_diff": 3.0, "ours_diff": 2.0,
+                             "ours_se": 0.5, "paper_sign": 1, "ours_sign": 1, "agree": True,
+                             "significant": True}])
+    text = R.replication_paragraph(old_comp, old_pat, "")
+    assert "1 of 1 cells in nats" in text and "d = 2 +2.00 ± 0.50 nats" in text
+    assert "shared-sample" not in text and "k-NN" not in text

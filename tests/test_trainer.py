@@ -38,10 +38,9 @@ CKPT_LOG = "vaepriors.training.checkpoint"
 def make_trainer(family, data, train_cfg, model_cfg, run_dir, seed=0, run_config=None):
     torch.manual_seed(seed)
     model = model_for(family, LATENT, data.x_train.shape[1], 5, model_cfg)
-    model.init_output_bias(data.x_train.mean(0))
+    model.initialise(model_cfg.get("init", "torch"), data.x_train.mean(0))
     return Trainer(model, data, train_cfg, seed, run_dir,
-                   run_config=run_config or {"model": family, "latent_dim": LATENT},
-                   pretrain_epochs=model_cfg["gmm_pretrain_epochs"], progress=False)
+                   run_config=run_config or {"model": family, "latent_dim": LATENT}, progress=False)
 
 
 def without_seconds(history) -> list[dict]:

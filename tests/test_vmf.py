@@ -482,3 +482,51 @@ def test_compiled_sin_log_exp_match_libm():
     for x in np.concatenate([rng.uniform(-708, 709, 3000), rng.uniform(-1, 1, 500), [0.0, -708.0]]):
         assert abs(vmf_host._exp_or_zero(x) - math.exp(x)) <= 2 * eps * math.exp(x)
     assert vmf_host._exp_or_zero(-708.5) == 0.0 and vmf_host._exp_or_zero(-1e4) == 0.0
+
+
+@pytest.mark.parametrize("host", [True, False])
+@pytest.mark.parametrize("m", [3, 6, 41])
+def test_accepted_proposal_gradient_is_autograd_through_woods_map(m, host, monkeypatch):
+    """gradient="accepted" (the S-VAE authors' code, g_rep without g_cor) equals autograd through
+    w = (1 - (1+b) eps) / (1 - (1-b) eps) with the accepted Beta draw eps held fixed, on the same
+    draws; it differs from the exact implicit gradient except at m = 3 (an exact inverse CDF)."""
+    monkeypatch.setattr(vmf, "HOST_PATH", host)
+    n = 400
+    kappa = torch.logspace(-0.5, 3, n, dtype=torch.float64)
+    loc = torch.zeros(n, m, dtype=torch.float64)
+    loc[:, 0] = 1
+    upstream = torch.randn(n, m, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+
+    def grad(gradient):
+        k = kappa.clone().requires_grad_()
+        torch.manual_seed(5)
+        z = VonMisesFisher(loc, k, validate_args=False, gradient=gradient).rsample()
+        (z * upstream).sum().backward()
+        return z.detach(), k.grad
+
+    z_acc, g_acc = grad("accepted")
+    z_imp, g_imp = grad("implicit")
+    assert torch.equal(z_acc, z_imp)  # the same draws: only the backward differs
+    if m == 3:
+        torch.testing.assert_close(g_acc, g_imp, rtol=1e-12, atol=1e-12)
+        return
+    # the reference: draw (w, eps) exactly as rsample does, then autograd through Wood's map
+    torch.manual_seed(5)
+    w, eps = _draw_w(kappa, m)
+    tangent = _unit_tangent(n, m, torch.float64, "cpu")
+    k = kappa.clone().requires_grad_()
+    b = _wood_b(k, m)
+    w_map = (1 - (1 + b) * eps) / (1 - (1 - b) * eps)
+    torch.testing.assert_close(w_map.detach(), w, rtol=1e-9, atol=1e-12)
+    radius = torch.sqrt((1 - w_map) * (1 + w_map))
+    # loc = e1: the Householder map keeps w and flips the tangent part (z = (w, -r t))
+    z_ref = torch.cat([w_map.unsqueeze(-1), -radius.unsqueeze(-1) * tangent], -1)
+    torch.testing.assert_close(z_ref.detach(), z_acc, rtol=1e-9, atol=1e-12)
+    (z_ref * upstream).sum().backward()
+    torch.testing.assert_close(g_acc, k.grad, rtol=1e-8, atol=1e-10)
+    assert not torch.allclose(g_acc, g_imp, rtol=1e-3)
+
+
+def test_unknown_gradient_is_refused():
+    with pytest.raises(ValueError, match="gradient"):
+        VonMisesFisher(torch.tensor([1.0, 0.0, 0.0]), torch.tensor(2.0), gradient="naive")

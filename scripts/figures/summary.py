@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from vaepriors import ablation
 from vaepriors.evaluation.replication import replication_paragraph
 from vaepriors.evaluation.tables import read_metrics
 from vaepriors.figures import summary as S
@@ -31,6 +32,16 @@ def spherical_paragraph(paths: list[str]) -> str:
     return "".join(spherical.paragraph(t, t["cpu"].iloc[0]) for t in map(pd.read_csv, paths))
 
 
+def convergence_paragraph(table: pd.DataFrame) -> str:
+    if table.empty:
+        return ""
+    k, k_check = int(table["k"].iloc[0]), int(table["k_check"].iloc[0])
+    worst = table.loc[table["gain"].idxmax()]
+    return (f"Going from K = {k} to K = {k_check} importance samples raises the test log-likelihood by "
+            f"{table['gain'].min():.3f} to {table['gain'].max():.3f} nats per cell (mean over seeds); "
+            f"the most at {worst['model']}, d = {int(worst['latent_dim'])}.")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", required=True)
@@ -48,6 +59,9 @@ def main(argv=None) -> int:
     parser.add_argument("--budget", help="paper_budget.json")
     parser.add_argument("--spherical", nargs="*", default=[],
                         help="spherical_stability.csv (scripts/figures/spherical_study.py)")
+    # nargs "?": the rule passes the flag with no file when the study is not configured
+    parser.add_argument("--ablation", nargs="?", help="ablation.csv (scripts/ablation.py)")
+    parser.add_argument("--convergence", nargs="?", help="loglik_convergence.csv (scripts/convergence_table.py)")
     args, _ = parse(parser, argv, section=None)
     classifiers = {Path(p).stem: json.loads(Path(p).read_text()) for p in args.classifiers}
     quality, density, weights = _concat(args.sample_quality), _concat(args.density), _concat(args.weights)
@@ -62,6 +76,8 @@ def main(argv=None) -> int:
         "density": S.density_paragraph(density) if len(density) else "",
         "weights": S.weights_paragraph(weights) if len(weights) else "",
         "spherical": spherical_paragraph(args.spherical),
+        "ablation": ablation.paragraph(pd.read_csv(args.ablation)) if args.ablation else "",
+        "convergence": convergence_paragraph(pd.read_csv(args.convergence)) if args.convergence else "",
     }
     # The evaluation stage writes each table as .csv and .md side by side.
     evaluation_md = [Path(p).with_suffix(".md")

@@ -10,6 +10,7 @@ is driven by the schema, which also validates the result.
 from __future__ import annotations
 
 import copy
+import json
 import math
 import platform
 import shlex
@@ -293,6 +294,69 @@ def _is_number(token: str) -> bool:
         return True
     except ValueError:
         return False
+
+
+# --- a run's identity: the values it uses ------------------------------------------------------
+
+# Keys that say how a job runs, not what it computes: never part of a run's identity.
+EXECUTION_KEYS = {"train": ("threads", "seeds_per_job"), "evaluate": ("threads",)}
+
+
+def run_values(cfg: Mapping, stage: str, family: str) -> dict[str, dict]:
+    """The values one run of ``family`` uses in ``stage`` ("train" or "evaluate"), by section:
+    what the rules hand the script (as JSON) and what decides whether a finished run is redone.
+    Training uses the train section and the model keys the family reads (SHARED_SETTINGS plus
+    the family's ``settings``); evaluation the evaluate section, AE keys only for the AE."""
+    from . import families
+    from .models.base import SHARED_SETTINGS
+
+    cls = families.get(family)
+    if stage == "train":
+        model_keys = (*SHARED_SETTINGS, *cls.settings)
+        return {"train": _without(cfg["train"], EXECUTION_KEYS["train"]),
+                "model": {k: cfg["model"][k] for k in model_keys}}
+    if stage == "evaluate":
+        skip = (*EXECUTION_KEYS["evaluate"],
+                *(k for k in cfg["evaluate"] if k.startswith("ae_") and k not in cls.evaluate_settings))
+        return {"evaluate": _without(cfg["evaluate"], skip)}
+    raise ConfigError(f"no run values for stage {stage!r} (train, evaluate)")
+
+
+def _without(section: Mapping, keys: Iterable[str]) -> dict:
+    keys = set(keys)
+    return {k: copy.deepcopy(v) for k, v in section.items() if k not in keys}
+
+
+def values_json(values: Mapping) -> str:
+    """Canonical JSON of run values: the same values give the same text (Snakemake compares it)."""
+    return json.dumps(values, sort_keys=True, separators=(",", ":"))
+
+
+def parse_values(text: str, stage: str, family: str, where: str = "--settings") -> dict[str, dict]:
+    """Run values from their JSON (``values_json``), validated once against the params schema:
+    every key the run uses present, none other, each of the right type and range."""
+    try:
+        values = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{where}: not valid JSON ({exc})") from None
+    schema = load_schema()
+    expected = _expected_keys(stage, family, schema)
+    if not isinstance(values, dict) or set(values) != set(expected):
+        raise ConfigError(f"{where}: expected the sections {sorted(expected)}, got "
+                          f"{sorted(values) if isinstance(values, dict) else type(values).__name__}")
+    for section, keys in expected.items():
+        sub = dict(section_schema(section, schema))
+        sub["required"] = sorted(keys)
+        sub["propertyNames"] = {"enum": sorted(keys)}
+        validate(values[section], sub, where=where, prefix=section)
+    return values
+
+
+def _expected_keys(stage: str, family: str, schema: dict) -> dict[str, set]:
+    """The keys run_values gives for ``stage`` and ``family`` (from the schema's properties)."""
+    full = {s: {k: None for k in section_schema(s, schema).get("properties", {})}
+            for s in ("train", "model", "evaluate")}
+    return {section: set(v) for section, v in run_values(full, stage, family).items()}
 
 
 def cpu_model() -> str:

@@ -4,7 +4,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from vaepriors import families  # noqa: E402
-from vaepriors.config import load_schema, to_flags, validate as validate_families  # noqa: E402
+from vaepriors.config import load_schema, run_values, to_flags, values_json  # noqa: E402
+from vaepriors.config import validate as validate_families  # noqa: E402
 from vaepriors.figures import targets as T  # noqa: E402
 
 # The Snakefile's validate() reads the schema file, whose family enum is left to the registry:
@@ -26,6 +27,12 @@ wildcard_constraints:
 def flags(*sections):
     """The flags DVC's ${section} unpacking writes, so both engines call scripts identically."""
     return " ".join(to_flags(config[s]) for s in sections)
+
+
+def settings(stage, cfg=None):
+    """Params of a per-run rule: the JSON of the values the run uses (vaepriors.config.run_values),
+    so a run is redone when one of them changes, not when an unrelated key is added."""
+    return lambda w: values_json(run_values(cfg or config, stage, w.model))
 
 
 def runs(pattern):

@@ -3,13 +3,12 @@
 
 rule evaluate:
     input:
-        script="scripts/evaluate.py",
         data=f"{PROCESSED}/{{dataset}}.npz",
         model=f"results/models/{RUN}/model.pt",
     output:
         f"results/metrics/{RUN}.json",
     params:
-        flags=flags("evaluate"),
+        settings=settings("evaluate"),
     log:
         f"results/logs/evaluate/{RUN}.log",
     conda:
@@ -19,8 +18,9 @@ rule evaluate:
         mem_mb=2000,
         runtime=120,
     shell:
-        "python {input.script} --data {input.data} --model {input.model} --out {output}"
-        " --seed {wildcards.seed} {params.flags} 2> {log}"
+        "python scripts/evaluate.py --data {input.data} --model {input.model} --out {output}"
+        " --seed {wildcards.seed} --family {wildcards.model} --settings {params.settings:q}"
+        " --threads {threads} 2> {log}"
 
 
 rule reference_clustering:
@@ -98,3 +98,46 @@ rule paper_comparison:
         "python {input.script} --tables {input.tables} --references {input.references}"
         " --protocols {input.protocols} --run-configs {input.configs}"
         " --importance-samples {params.importance_samples} --out-dir results/tables 2> {log}"
+
+
+# How far the evaluation's K is from converged (optional key convergence_samples): the test
+# log-likelihood of every run again at that K, and a table of the two side by side.
+if config.get("convergence_samples"):
+
+    rule loglik_check:
+        input:
+            data=f"{PROCESSED}/{{dataset}}.npz",
+            model=f"results/models/{RUN}/model.pt",
+        output:
+            f"results/convergence/{RUN}.json",
+        params:
+            settings=settings("evaluate"),
+            samples=config["convergence_samples"],
+        log:
+            f"results/logs/convergence/{RUN}.log",
+        threads: config["evaluate"]["threads"]
+        resources:
+            mem_mb=2000,
+            runtime=600,
+        shell:
+            "python scripts/loglik_check.py --data {input.data} --model {input.model} --out {output}"
+            " --seed {wildcards.seed} --family {wildcards.model} --importance-samples {params.samples}"
+            " --settings {params.settings:q} --threads {threads} 2> {log}"
+
+    rule loglik_convergence:
+        input:
+            script="scripts/convergence_table.py",
+            metrics=runs(f"results/metrics/{RUN}.json"),
+            checks=runs(f"results/convergence/{RUN}.json"),
+        output:
+            csv="results/tables/loglik_convergence.csv",
+            md="results/tables/loglik_convergence.md",
+        log:
+            "results/logs/convergence/table.log",
+        threads: 1
+        resources:
+            mem_mb=1000,
+            runtime=10,
+        shell:
+            "python {input.script} --metrics {input.metrics} --checks {input.checks}"
+            " --out-csv {output.csv} --out-md {output.md} 2> {log}"

@@ -323,6 +323,8 @@ rule summary:
         pattern="results/tables/paper_pattern.csv",
         budget="results/tables/paper_budget.json",
         spherical=T.spherical_tables(config),
+        ablation=[p for p in T.ablation_outputs(config) if p.endswith(".csv")],
+        convergence=[p for p in T.convergence_outputs(config) if p.endswith(".csv")],
     output:
         "results/summary.md",
     log:
@@ -339,4 +341,5 @@ rule summary:
         " --figures {input.figures} --sample-quality {input.sample_quality}"
         " --classifiers {input.classifiers} --density {input.density} --weights {input.weights}"
         " --comparison {input.comparison} --pattern {input.pattern} --budget {input.budget}"
-        " --spherical {input.spherical} 2> {log}"
+        " --spherical {input.spherical} --ablation {input.ablation} --convergence {input.convergence}"
+        " 2> {log}"

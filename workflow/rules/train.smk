@@ -1,17 +1,28 @@
-# Training stage: one run per (dataset, model, latent dim, seed).
+# Training stage: one run per (dataset, model, latent dim, seed). The script is not an input and
+# the params are the run's own values: a run is redone when a value it uses changes, not when
+# the code is refactored or an unrelated key is added.
+
+# One command for a run alone and for a group of seeds: Snakemake's rerun check compares it.
+TRAIN_SHELL = (
+    "python scripts/train.py --data {input.data} --out-dirs {params.run_dirs}"
+    " --dataset {wildcards.dataset} --model {wildcards.model} --latent-dim {wildcards.dim}"
+    " --seeds {params.seeds} --settings {params.settings:q} --threads {threads} 2> {log}"
+)
 
 
 rule train:
     input:
-        script="scripts/train.py",
         data=f"{PROCESSED}/{{dataset}}.npz",
     output:
         model=f"results/models/{RUN}/model.pt",
         history=f"results/models/{RUN}/history.csv",
         config=f"results/models/{RUN}/config.json",
     params:
-        flags=flags("train", "model"),
-        run_dir=lambda w, output: str(Path(output.model).parent),
+        settings=settings("train"),
+        # from the outputs (Snakemake leaves such params out of its rerun check): a run trained
+        # in a group of seeds or alone is the same run
+        seeds=lambda w, output: w.seed,
+        run_dirs=lambda w, output: str(Path(output.model).parent),
     log:
         f"results/logs/train/{RUN}.log",
     conda:
@@ -21,9 +32,7 @@ rule train:
         mem_mb=2000,
         runtime=600,
     shell:
-        "python {input.script} --data {input.data} --out-dir {params.run_dir}"
-        " --dataset {wildcards.dataset} --model {wildcards.model} --latent-dim {wildcards.dim}"
-        " --seed {wildcards.seed} {params.flags} 2> {log}"
+        TRAIN_SHELL
 
 
 # Several seeds per job (train.seeds_per_job > 1): one rule per group of consecutive seeds of
@@ -43,15 +52,14 @@ for _seeds in SEED_GROUPS:
         name:
             f"train_seeds_{_seeds[0]}_{_seeds[-1]}"
         input:
-            script="scripts/train.py",
             data=f"{PROCESSED}/{{dataset}}.npz",
         output:
             model=expand(f"{GROUP_RUN}/model.pt", seed=_seeds),
             history=expand(f"{GROUP_RUN}/history.csv", seed=_seeds),
             config=expand(f"{GROUP_RUN}/config.json", seed=_seeds),
         params:
-            flags=flags("train", "model"),
-            seeds=" ".join(map(str, _seeds)),
+            settings=settings("train"),
+            seeds=lambda w, output, s=_seeds: " ".join(map(str, s)),
             run_dirs=lambda w, output: " ".join(str(Path(p).parent) for p in output.model),
         log:
             f"results/logs/train/{{dataset}}/{{model}}/d{{dim}}/s{_seeds[0]}-{_seeds[-1]}.log",
@@ -62,8 +70,6 @@ for _seeds in SEED_GROUPS:
             mem_mb=2000 + 200 * len(_seeds),
             runtime=600 * len(_seeds),
         shell:
-            "python {input.script} --data {input.data} --out-dirs {params.run_dirs}"
-            " --dataset {wildcards.dataset} --model {wildcards.model} --latent-dim {wildcards.dim}"
-            " --seeds {params.seeds} {params.flags} 2> {log}"
+            TRAIN_SHELL
 
     workflow.ruleorder(f"train_seeds_{_seeds[0]}_{_seeds[-1]}", "train")

@@ -216,8 +216,25 @@ def _draw_w(kappa, m):
     return math_for(kappa).draw_w(kappa, m)
 
 
-def _dw_dkappa_any(w, eps, kappa, m, mean=None, dtype=torch.float64):
-    """dw/dkappa for a draw of _draw_w (float64)."""
+def _dw_dkappa_accepted(w, eps, kappa, m):
+    """dw/dkappa through the accepted proposal only, eps held fixed (g_rep of Davidson et al.
+    2018, what the authors' code differentiates; biased: it omits the acceptance term g_cor).
+    w = (1 - (1+b) eps) / (1 - (1-b) eps) gives dw/db = -2 eps (1 - eps) / den^2, and
+    b = (m-1) / (2 kappa + s), s = sqrt(4 kappa^2 + (m-1)^2), gives db/dkappa = -2 b / s."""
+    b = _wood_b(kappa, m)
+    s = torch.hypot(2 * kappa, _constant(m - 1, kappa.dtype, kappa.device))
+    den = 1 - (1 - b) * eps
+    return 4 * b * eps * (1 - eps) / (s * den * den)
+
+
+# VonMisesFisher(gradient=...): how rsample differentiates w in kappa
+GRADIENTS = ("implicit", "accepted")
+
+
+def _dw_dkappa_any(w, eps, kappa, m, mean=None, dtype=torch.float64, gradient="implicit"):
+    """dw/dkappa for a draw of _draw_w (float64); m = 3 is an exact inverse CDF either way."""
+    if gradient == "accepted" and m != 3:
+        return _dw_dkappa_accepted(w, eps, kappa, m)
     if m == 3:
         # w = 1 + log1p(r E) / k with E = expm1(-2k), differentiated in closed form
         e = torch.expm1(-2 * kappa)
@@ -234,15 +251,15 @@ class _PlaceOnSphere(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, math, loc, kappa, w, eps, tangent, m, mean):
+    def forward(ctx, math, loc, kappa, w, eps, tangent, m, mean, gradient):
         # loc (N, m); kappa (N,) in any float dtype; w, eps, mean float64 (N,); tangent (N, m - 1)
-        ctx.m, ctx.math = m, math
+        ctx.m, ctx.math, ctx.gradient = m, math, gradient
         return math.place(ctx, loc, kappa, w, eps, tangent, m, mean)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad):
-        return (None, *ctx.math.place_backward(ctx, grad), None, None, None, None, None)
+        return (None, *ctx.math.place_backward(ctx, grad), None, None, None, None, None, None)
 
 
 def _z0(w, tangent, dtype):
@@ -252,11 +269,12 @@ def _z0(w, tangent, dtype):
     return radius, z0
 
 
-def _place_on_sphere(loc, kappa, w, eps, tangent, mean=None):
+def _place_on_sphere(loc, kappa, w, eps, tangent, mean=None, gradient="implicit"):
     """The differentiable part of a vMF draw: loc (..., m) and kappa (...) with the draws of
     _draw_w and _unit_tangent for them, flattened to (N,) and (N, m - 1); mean as in _dw_dkappa."""
     m = loc.shape[-1]
-    z = _PlaceOnSphere.apply(math_for(loc), _flat(loc, (-1, m)), _flat(kappa, (-1,)), w, eps, tangent, m, mean)
+    z = _PlaceOnSphere.apply(math_for(loc), _flat(loc, (-1, m)), _flat(kappa, (-1,)), w, eps, tangent, m, mean,
+                             gradient)
     return _flat(z, loc.shape)
 
 
@@ -366,7 +384,7 @@ class _Torch:
             clamped = radius <= torch.finfo(radius.dtype).tiny
             dr_dw = torch.where(clamped, 0.0, -w / radius)
             grad_w = torch.addcmul(grad_z0[:, 0].to(torch.float64), tangential, dr_dw)
-            dw = _dw_dkappa_any(w, eps, kappa.to(torch.float64), ctx.m, mean, kappa.dtype)
+            dw = _dw_dkappa_any(w, eps, kappa.to(torch.float64), ctx.m, mean, kappa.dtype, ctx.gradient)
             grad_kappa = (grad_w * dw).to(kappa.dtype)
         return grad_loc, grad_kappa
 
@@ -420,7 +438,11 @@ class _Host:
 
     @staticmethod
     def place_backward(ctx, grad):
-        grad_loc, grad_kappa = ctx.host.backward(grad.numpy(), *ctx.needs_input_grad[1:3])
+        dw = None
+        if ctx.gradient == "accepted" and ctx.m != 3 and ctx.needs_input_grad[2]:
+            h = ctx.host
+            dw = _dw_dkappa_accepted(*(torch.from_numpy(a) for a in (h.w, h.eps, h.kappa)), ctx.m).numpy()
+        grad_loc, grad_kappa = ctx.host.backward(grad.numpy(), *ctx.needs_input_grad[1:3], dw=dw)
         if grad_loc is not None:
             grad_loc = torch.from_numpy(grad_loc)
         if grad_kappa is not None:
@@ -441,13 +463,18 @@ class VonMisesFisher(Distribution):
     """vMF(loc, concentration) on S^(m-1): density C_m(kappa) exp(kappa loc^T z).
 
     loc: (..., m) unit vectors; concentration: (...) positive, broadcast against loc[..., 0].
+    gradient: how rsample differentiates in the concentration: "implicit" (exact, Figurnov et al.
+    2018) or "accepted" (through the accepted proposal only, as the S-VAE authors' code; biased).
     """
 
     arg_constraints: ClassVar[dict] = {"loc": sphere, "concentration": constraints.positive}
     support = sphere
     has_rsample = True
 
-    def __init__(self, loc, concentration, validate_args=None):
+    def __init__(self, loc, concentration, validate_args=None, gradient="implicit"):
+        if gradient not in GRADIENTS:
+            raise ValueError(f"VonMisesFisher: gradient must be one of {GRADIENTS}, got {gradient!r}")
+        self.gradient = gradient
         concentration = torch.as_tensor(concentration, dtype=loc.dtype, device=loc.device)
         batch_shape = loc.shape[:-1]
         if concentration.shape != batch_shape:
@@ -464,7 +491,7 @@ class VonMisesFisher(Distribution):
         new = self._get_checked_instance(VonMisesFisher, _instance)
         new.loc = self.loc.expand(batch_shape + self.event_shape)
         new.concentration = self.concentration.expand(batch_shape)
-        new._m = self._m
+        new._m, new.gradient = self._m, self.gradient
         super(VonMisesFisher, new).__init__(batch_shape, self.event_shape, validate_args=False)
         new._validate_args = self._validate_args
         return new
@@ -527,7 +554,7 @@ class VonMisesFisher(Distribution):
         if not (torch.is_grad_enabled() and (self.loc.requires_grad or kappa.requires_grad)):
             return _place_on_sphere_no_grad(self.loc, w, tangent, torch.Size(sample_shape))
         mean = _flat(_expand(self._bessel_values()[1], shape[:-1]), (-1,))
-        return _place_on_sphere(_expand(self.loc, shape), kappa, w, eps, tangent, mean)
+        return _place_on_sphere(_expand(self.loc, shape), kappa, w, eps, tangent, mean, self.gradient)
 
 
 @register_kl(VonMisesFisher, HypersphericalUniform)

@@ -344,14 +344,16 @@ class SphereMap:
         self.z = np.empty(loc.shape, dtype=loc.dtype)
         _sphere_forward(self.loc, w, self.tangent, self.z)
 
-    def backward(self, grad, need_loc, need_kappa):
-        """(d/dloc, d/dkappa) of sum(grad * z); d/dkappa in float64."""
+    def backward(self, grad, need_loc, need_kappa, dw=None):
+        """(d/dloc, d/dkappa) of sum(grad * z); d/dkappa in float64 (dw: dw/dkappa when the caller
+        differentiates w otherwise than implicitly)."""
         grad_loc, grad_w = np.empty(self.loc.shape, dtype=self.loc.dtype), np.empty_like(self.w)
         _sphere_backward(self.loc, self.w, self.tangent, np.ascontiguousarray(grad), grad_loc, grad_w)
         grad_kappa = None
         if need_kappa:
             m = self.loc.shape[-1]
-            dw = dw_dkappa_any(self.w, self.eps, self.kappa, m, self.mean, self.nodes, self.weights)
+            if dw is None:
+                dw = dw_dkappa_any(self.w, self.eps, self.kappa, m, self.mean, self.nodes, self.weights)
             grad_kappa = grad_w * dw
         return (grad_loc if need_loc else None), grad_kappa
 

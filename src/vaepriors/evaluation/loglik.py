@@ -282,6 +282,40 @@ def importance_log_likelihood(
 
 
 @torch.no_grad()
+def shared_sample_log_likelihood(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    n_samples: int,
+    generator: torch.Generator | None = None,
+    batch_size: int = 200,
+) -> torch.Tensor:
+    """Per-point "log-likelihood" as the S-VAE authors' TensorFlow example computes it: a
+    DIAGNOSTIC, not an estimate of log p(x) (the headline is importance_log_likelihood).
+
+        log p(x|z_0) + logsumexp_k [log p(z_k) - log q(z_k|x)] - log K,   z_0, z_k ~ q(z|x)
+
+    One decoder sample z_0 serves all K importance samples: only the prior/posterior ratio is
+    importance-weighted, so the second term estimates log 1 = 0 (from below) instead of
+    subtracting the KL, and the value sits above the ELBO by an amount that does not depend on
+    the decoder. Float64 log-weights; (N,) on the CPU."""
+    x = _as_float(x)
+    seed = _draw_seed(generator)
+    out = []
+    with _eval_mode(model), _forked_rng(x.device):
+        torch.manual_seed(seed)
+        prior = model.prior()
+        for start in range(0, len(x), batch_size):
+            batch = x[start : start + batch_size]
+            posterior = model.posterior(batch)
+            z0 = posterior.sample()
+            rec = bernoulli_log_likelihood(model.decode(z0), batch).double()
+            z = posterior.sample((n_samples,))
+            log_ratio = prior.log_prob(z).double() - posterior.log_prob(z).double()
+            out.append((rec + torch.logsumexp(log_ratio, 0) - math.log(n_samples)).cpu())
+    return torch.cat(out)
+
+
+@torch.no_grad()
 def elbo_terms(
     model: torch.nn.Module,
     x: torch.Tensor,

@@ -10,7 +10,17 @@ published training budget, so a run can say by itself whether it followed the pr
 smaller budget.
 
 Conventions: ours = mean ± sample sd over n seeds; the difference ours - paper is also given in
-units of our standard error sd / sqrt(n) (n/a with a single seed).
+units of our standard error sd / sqrt(n) (n/a with a single seed). Accuracies (cluster_acc, knn_*)
+are fractions 0..1; their difference is also given in percentage points (diff_pp). For every
+paper ``loglik`` row the comparison also carries our ``loglik_shared`` diagnostic (the S-VAE
+authors' example estimator, one decoder sample for all K; not a log-likelihood) and its distance
+from the paper, to see which of the two estimators the published number is closer to.
+
+The pattern (paper_pattern.csv): per dataset, metric and d, S - N (default S-VAE minus N-VAE) in
+the paper and in ours, with a Welch test across seeds from the tables' mean, sd and n: standard
+error sqrt(sd_S^2/n_S + sd_N^2/n_N), t, Welch-Satterthwaite degrees of freedom, two-sided p;
+``significant`` is p < 0.05. The crossover is the first d (on the d compared) at which S - N turns
+negative.
 """
 
 from __future__ import annotations
@@ -22,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from ..io import write_text
 
@@ -30,13 +41,22 @@ REFERENCE_COLUMNS = ["source", "dataset", "model", "latent_dim", "metric", "valu
 PROTOCOL_COLUMNS = ["source", "key", "value", "note"]
 NATS_METRICS = ("loglik", "elbo", "rec", "kl")  # compared in nats: "within 1 nat" applies
 TOLERANCE_NATS = 1.0
+TOLERANCE_PP = 1.0  # accuracies: "within 1 percentage point"
+ALPHA = 0.05  # Welch test of S - N across seeds
+SHARED_METRIC = "loglik_shared"  # the shared-decoder-sample diagnostic, set beside paper loglik
 # The qualitative claim of Davidson et al. (2018): S-VAE ahead of N-VAE at low d, behind at high d.
 PATTERN = ("svae", "nvae", "loglik")
 COMPARISON_COLUMNS = ["source", "dataset", "model", "latent_dim", "metric", "statistic", "paper",
                       "paper_sd", "paper_n", "ours_mean", "ours_sd", "ours_n", "diff", "diff_se",
-                      "within_1_nat", "status"]
-PATTERN_COLUMNS = ["dataset", "latent_dim", "paper_diff", "ours_diff", "ours_se", "paper_sign",
-                   "ours_sign", "agree", "significant"]
+                      "within_1_nat", "status", "diff_pp", "ours_shared_mean", "shared_diff",
+                      "note"]
+PATTERN_COLUMNS = ["dataset", "metric", "latent_dim", "paper_diff", "ours_diff", "ours_se", "t",
+                   "df", "p_value", "paper_sign", "ours_sign", "agree", "significant"]
+
+
+def is_accuracy(metric: str) -> bool:
+    """A fraction 0..1 whose differences read best in percentage points."""
+    return metric == "cluster_acc" or metric.startswith("knn_")
 
 
 class ReferenceFileError(ValueError):
@@ -153,6 +173,12 @@ def compare(refs: pd.DataFrame, results: pd.DataFrame, grid: set) -> pd.DataFram
             row = {"source": ref.source, "dataset": ref.dataset, "model": ref.model, "latent_dim": d,
                    "metric": ref.metric, "statistic": ref.statistic, "paper": ref.value,
                    "paper_sd": ref.sd, "paper_n": ref.n}
+            # The diagnostic sits beside paper loglik rows only: is the published LL closer to it?
+            shared = (ours.get((ref.dataset, ref.model, d, SHARED_METRIC))
+                      if ref.metric == "loglik" else None)
+            shared_mean = math.nan if shared is None else shared.mean
+            row.update(ours_shared_mean=shared_mean, shared_diff=shared_mean - ref.value,
+                       note=ref.note, diff_pp=math.nan)
             mine = ours.get((ref.dataset, ref.model, d, ref.metric))
             if mine is None:
                 row.update(ours_mean=math.nan, ours_sd=math.nan, ours_n=0, diff=math.nan,
@@ -163,7 +189,8 @@ def compare(refs: pd.DataFrame, results: pd.DataFrame, grid: set) -> pd.DataFram
                 row.update(ours_mean=mine.mean, ours_sd=mine.sd, ours_n=mine.n, diff=diff,
                            diff_se=diff / se if se > 0 else math.nan,
                            within_1_nat=(abs(diff) <= TOLERANCE_NATS) if ref.metric in NATS_METRICS
-                           else pd.NA, status="ok")
+                           else pd.NA, status="ok",
+                           diff_pp=100 * diff if is_accuracy(ref.metric) else math.nan)
             rows.append(row)
     frame = pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
     frame["within_1_nat"] = frame["within_1_nat"].astype("boolean")
@@ -171,10 +198,27 @@ def compare(refs: pd.DataFrame, results: pd.DataFrame, grid: set) -> pd.DataFram
     return frame
 
 
+def welch(mean_a: float, sd_a: float, n_a: int, mean_b: float, sd_b: float, n_b: int) -> dict:
+    """Welch's unequal-variance test of mean_a - mean_b from summary statistics (sd = sample sd):
+    diff, se, t, df (Welch-Satterthwaite) and the two-sided p; NaN where a side has fewer than 2
+    seeds or both sds are 0."""
+    diff = mean_a - mean_b
+    out = {"diff": diff, "se": math.nan, "t": math.nan, "df": math.nan, "p": math.nan}
+    if n_a < 2 or n_b < 2 or math.isnan(sd_a) or math.isnan(sd_b):
+        return out
+    va, vb = sd_a**2 / n_a, sd_b**2 / n_b
+    if va + vb <= 0:
+        return out
+    res = stats.ttest_ind_from_stats(mean_a, sd_a, n_a, mean_b, sd_b, n_b, equal_var=False)
+    out.update(se=math.sqrt(va + vb), t=float(res.statistic), p=float(res.pvalue),
+               df=(va + vb) ** 2 / (va**2 / (n_a - 1) + vb**2 / (n_b - 1)))
+    return out
+
+
 def pattern(refs: pd.DataFrame, results: pd.DataFrame, grid: set,
             models: tuple[str, str, str] = PATTERN) -> pd.DataFrame:
-    """Per dataset and d: the sign of a - b (default S-VAE minus N-VAE log-likelihood) in the
-    paper and in ours, whether they agree, and whether ours differs from 0 by more than 2 SE."""
+    """Per dataset and d: a - b (default S-VAE minus N-VAE log-likelihood) in the paper and in
+    ours, with ours tested across seeds (welch), the signs, and whether they agree."""
     a, b, metric = models
     paper = {(r.dataset, int(r.latent_dim), r.model): r.value
              for r in refs.itertuples(index=False)
@@ -189,15 +233,61 @@ def pattern(refs: pd.DataFrame, results: pd.DataFrame, grid: set,
                 continue
             pa, pb = (paper[k] for k in keys)
             oa, ob = (ours[k] for k in keys)
-            diff = oa.mean - ob.mean
-            terms = [s**2 / n for s, n in ((oa.sd, oa.n), (ob.sd, ob.n)) if n > 1 and not math.isnan(s)]
-            se = math.sqrt(sum(terms)) if len(terms) == 2 else math.nan
-            rows.append({"dataset": dataset, "latent_dim": d, "paper_diff": pa - pb,
-                         "ours_diff": diff, "ours_se": se, "paper_sign": int(np.sign(pa - pb)),
-                         "ours_sign": int(np.sign(diff)),
-                         "agree": bool(np.sign(pa - pb) == np.sign(diff)),
-                         "significant": bool(se > 0 and abs(diff) > 2 * se)})
+            w = welch(oa.mean, oa.sd, oa.n, ob.mean, ob.sd, ob.n)
+            rows.append({"dataset": dataset, "metric": metric, "latent_dim": d,
+                         "paper_diff": pa - pb, "ours_diff": w["diff"], "ours_se": w["se"],
+                         "t": w["t"], "df": w["df"], "p_value": w["p"],
+                         "paper_sign": int(np.sign(pa - pb)), "ours_sign": int(np.sign(w["diff"])),
+                         "agree": bool(np.sign(pa - pb) == np.sign(w["diff"])),
+                         "significant": bool(w["p"] < ALPHA)})  # NaN p compares False
     return pd.DataFrame(rows, columns=PATTERN_COLUMNS)
+
+
+def patterns(refs: pd.DataFrame, results: pd.DataFrame, grid: set,
+             models: tuple[str, str] = PATTERN[:2]) -> pd.DataFrame:
+    """The log-likelihood pattern, then one per k-NN label count that the references give
+    (S - N in k-NN accuracy per d, Table 2 of Davidson et al.)."""
+    metrics = ["loglik"] + sorted({m for m in refs["metric"] if str(m).startswith("knn_")},
+                                  key=lambda m: int(m[4:]) if m[4:].isdigit() else 0)
+    frames = [pattern(refs, results, grid, (*models, m)) for m in metrics]
+    frames = [f for f in frames if len(f)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=PATTERN_COLUMNS)
+
+
+def _crossing(dims: list, signs: list) -> tuple | None:
+    """(d before, d after) of the first turn of the sign from >= 0 to < 0, or None."""
+    for i in range(1, len(dims)):
+        if signs[i - 1] >= 0 and signs[i] < 0:
+            return dims[i - 1], dims[i]
+    return None
+
+
+def _crossing_text(dims: list, signs: list) -> str:
+    hit = _crossing(dims, signs)
+    if hit:
+        return f"between d = {hit[0]} and {hit[1]}"
+    if signs and all(s < 0 for s in signs):
+        return "negative at every d compared"
+    return "no crossover in the grid"
+
+
+def crossovers(patterns: pd.DataFrame) -> pd.DataFrame:
+    """Per dataset and metric, where S - N first turns negative over the d compared, in the paper
+    and in ours: columns dataset, metric, dims, paper, ours (readable text)."""
+    patterns = _with_metric(patterns)
+    rows = []
+    for (dataset, metric), block in patterns.groupby(["dataset", "metric"], sort=False):
+        block = block.sort_values("latent_dim")
+        dims = [int(d) for d in block["latent_dim"]]
+        rows.append({"dataset": dataset, "metric": metric, "dims": dims,
+                     "paper": _crossing_text(dims, list(block["paper_sign"])),
+                     "ours": _crossing_text(dims, list(block["ours_sign"]))})
+    return pd.DataFrame(rows, columns=["dataset", "metric", "dims", "paper", "ours"])
+
+
+def _with_metric(patterns: pd.DataFrame) -> pd.DataFrame:
+    # A paper_pattern.csv written before the metric column held the log-likelihood only.
+    return patterns if "metric" in patterns else patterns.assign(metric=PATTERN[2])
 
 
 # --- the budget a run used, read from its run records --------------------------------------------
@@ -266,40 +356,118 @@ def _digits(metric: str) -> int:
     return 3 if metric.startswith(("cluster_", "knn_")) else 2
 
 
+def _p_text(p: float) -> str:
+    if p is None or pd.isna(p):
+        return "n/a"
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def _p_phrase(p: float) -> str:
+    text = _p_text(p)
+    return f"p {text}" if text.startswith("<") else f"p = {text}"
+
+
+def _diff_text(x: float, metric: str) -> str:
+    """A signed difference in the unit a reader expects: nats, or points for accuracies."""
+    if x is None or pd.isna(x):
+        return ""
+    return f"{100 * x:+.1f} pp" if is_accuracy(metric) else f"{x:+.{_digits(metric)}f}"
+
+
+def _col(frame: pd.DataFrame, name: str) -> pd.Series:
+    # Files written before a column existed read as NaN there.
+    return frame[name] if name in frame else pd.Series(math.nan, index=frame.index)
+
+
+def _nats_block(block: pd.DataFrame) -> list[str]:
+    has_shared = _col(block, "ours_shared_mean").notna().any()
+    head = ("| model | d | metric | paper | ours (mean ± sd) | n | ours − paper | in SE "
+            "| within 1 nat |")
+    rule = "|---|---|---|---|---|---|---|---|---|"
+    if has_shared:
+        head, rule = head + " shared-sample diagnostic | diagnostic − paper |", rule + "---|---|"
+    lines = [head, rule]
+    for r in block.to_dict("records"):
+        k = _digits(r["metric"])
+        paper = _fmt(r["paper"], k) + ("" if pd.isna(r["paper_sd"]) else f" ± {r['paper_sd']:.{k}f}")
+        paper += "" if r["statistic"] == "mean" else f" ({r['statistic']})"
+        if r["status"] == "missing":
+            ours, n, diff, in_se, within = "missing", "0", "", "", ""
+        else:
+            ours = _fmt(r["ours_mean"], k) + ("" if pd.isna(r["ours_sd"]) else f" ± {r['ours_sd']:.{k}f}")
+            n, diff, in_se = str(r["ours_n"]), f"{r['diff']:+.{k}f}", _fmt(r["diff_se"], 1)
+            within = "" if pd.isna(r["within_1_nat"]) else ("yes" if r["within_1_nat"] else "no")
+        line = (f"| {r['model']} | {r['latent_dim']} | {r['metric']} | {paper} | {ours} | {n} | "
+                f"{diff} | {in_se} | {within} |")
+        if has_shared:
+            line += f" {_fmt(r.get('ours_shared_mean'), k)} | {_diff_text(r.get('shared_diff'), r['metric'])} |"
+        lines.append(line)
+    if has_shared:
+        lines += ["", "Shared-sample diagnostic: the S-VAE authors' example estimator, one decoder "
+                  "sample for all K importance samples; not a log-likelihood, shown only to see "
+                  "which estimator the published number is closer to."]
+    return lines
+
+
+def _other_block(block: pd.DataFrame) -> list[str]:
+    """Accuracies and other non-nats metrics; every row points at its reference note."""
+    notes = list(dict.fromkeys(n for n in _col(block, "note").fillna("") if n))
+    lines = ["| model | d | metric | paper | ours (mean ± sd) | n | ours − paper | in SE | ref |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in block.to_dict("records"):
+        k = _digits(r["metric"])
+        paper = _fmt(r["paper"], k) + ("" if pd.isna(r["paper_sd"]) else f" ± {r['paper_sd']:.{k}f}")
+        paper += "" if r["statistic"] == "mean" else f" ({r['statistic']})"
+        note = r.get("note")
+        ref = f"[{notes.index(note) + 1}]" if isinstance(note, str) and note in notes else ""
+        if r["status"] == "missing":
+            ours, n, diff, in_se = "missing", "0", "", ""
+        else:
+            ours = _fmt(r["ours_mean"], k) + ("" if pd.isna(r["ours_sd"]) else f" ± {r['ours_sd']:.{k}f}")
+            n, diff, in_se = str(r["ours_n"]), _diff_text(r["diff"], r["metric"]), _fmt(r["diff_se"], 1)
+        lines.append(f"| {r['model']} | {r['latent_dim']} | {r['metric']} | {paper} | {ours} | {n} | "
+                     f"{diff} | {in_se} | {ref} |")
+    if notes:
+        lines += [""] + [f"[{i}] {n}  " for i, n in enumerate(notes, 1)]
+    return lines
+
+
 def markdown(comparison: pd.DataFrame, patterns: pd.DataFrame, label: str = "") -> str:
     if comparison.empty:
         return "No reference numbers cover this grid.\n"
     lines = []
     if label:
         lines += [f"Training budget: {label}.", ""]
+    nats = comparison["metric"].isin(NATS_METRICS)
     for (source, dataset), block in comparison.groupby(["source", "dataset"], sort=False):
-        lines += [f"## {dataset}: ours beside {source}", "",
-                  "| model | d | metric | paper | ours (mean ± sd) | n | ours − paper | in SE "
-                  "| within 1 nat |", "|---|---|---|---|---|---|---|---|---|"]
-        for r in block.itertuples(index=False):
-            k = _digits(r.metric)
-            paper = _fmt(r.paper, k) + ("" if pd.isna(r.paper_sd) else f" ± {r.paper_sd:.{k}f}")
-            paper += "" if r.statistic == "mean" else f" ({r.statistic})"
-            if r.status == "missing":
-                ours, n, diff, in_se, within = "missing", "0", "", "", ""
-            else:
-                ours = _fmt(r.ours_mean, k) + ("" if pd.isna(r.ours_sd) else f" ± {r.ours_sd:.{k}f}")
-                n, diff, in_se = str(r.ours_n), f"{r.diff:+.{k}f}", _fmt(r.diff_se, 1)
-                within = "" if pd.isna(r.within_1_nat) else ("yes" if r.within_1_nat else "no")
-            lines.append(f"| {r.model} | {r.latent_dim} | {r.metric} | {paper} | {ours} | {n} | "
-                         f"{diff} | {in_se} | {within} |")
+        in_nats = nats[block.index]
+        if in_nats.any():
+            lines += [f"## {dataset}: ours beside {source}", "", *_nats_block(block[in_nats]), ""]
+        if (~in_nats).any():
+            lines += [f"## {dataset}: ours beside {source}, accuracies and other scores "
+                      "(differences of accuracies in percentage points)", "",
+                      *_other_block(block[~in_nats]), ""]
+    patterns = _with_metric(patterns)
+    a, b, _ = PATTERN
+    for metric, block in patterns.groupby("metric", sort=False):
+        unit = "percentage points" if is_accuracy(metric) else "nats"
+        lines += [f"## Pattern: {a} − {b} in {metric} per d ({unit}; Welch test across seeds)", "",
+                  "| dataset | d | paper | ours (± SE) | t | df | p | agree | p < 0.05 |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        scale, k = (100, 1) if is_accuracy(metric) else (1, 2)  # accuracies in points
+        for r in block.to_dict("records"):
+            se = r.get("ours_se")
+            ours = f"{scale * r['ours_diff']:+.{k}f}" + (
+                "" if se is None or pd.isna(se) else f" ± {scale * se:.{k}f}")
+            lines.append(f"| {r['dataset']} | {r['latent_dim']} | {scale * r['paper_diff']:+.{k}f} | "
+                         f"{ours} | {_fmt(r.get('t'), 2)} | "
+                         f"{_fmt(r.get('df'), 1)} | {_p_text(r.get('p_value'))} | "
+                         f"{'yes' if r['agree'] else 'no'} | {'yes' if r['significant'] else 'no'} |")
         lines.append("")
-    if len(patterns):
-        a, b, metric = PATTERN
-        lines += [f"## Pattern: sign of {a} − {b} ({metric}) per d", "",
-                  "| dataset | d | paper | ours (± SE) | agree | ours beyond 2 SE |",
-                  "|---|---|---|---|---|---|"]
-        for r in patterns.itertuples(index=False):
-            se = "" if pd.isna(r.ours_se) else f" ± {r.ours_se:.2f}"
-            lines.append(f"| {r.dataset} | {r.latent_dim} | {r.paper_diff:+.2f} | "
-                         f"{r.ours_diff:+.2f}{se} | {'yes' if r.agree else 'no'} | "
-                         f"{'yes' if r.significant else 'no'} |")
-        lines.append("")
+        for c in crossovers(block).to_dict("records"):
+            lines += [f"Crossover of {a} − {b} in {metric} on {c['dataset']} (first d at which it "
+                      f"turns negative, over d = {', '.join(map(str, c['dims']))}): paper: "
+                      f"{c['paper']}; ours: {c['ours']}.", ""]
     return "\n".join(lines)
 
 
@@ -318,6 +486,78 @@ def write_comparison(out_dir: str | Path, comparison: pd.DataFrame, patterns: pd
     return list(paths.values())
 
 
+def _cells(frame: pd.DataFrame) -> str:
+    return ", ".join(f"{r['model']} d = {r['latent_dim']}" for r in frame.to_dict("records"))
+
+
+def _shared_sentence(ll: pd.DataFrame) -> str:
+    """Is the published LL closer to our standard estimator or to the shared-sample diagnostic?"""
+    both = ll[_col(ll, "ours_shared_mean").notna()]
+    if both.empty:
+        return ""
+    closer = both[both["shared_diff"].abs() < both["diff"].abs()]
+    count = (f"{len(closer)} of {len(both)} cells" + (f" ({_cells(closer)})" if len(closer) <= 6 else "")
+             if len(closer) else f"none of the {len(both)} cells")
+    return (f"The paper's log-likelihood is on average {both['diff'].abs().mean():.2f} nats from our "
+            f"standard estimator and {both['shared_diff'].abs().mean():.2f} nats from the "
+            f"shared-sample diagnostic (the S-VAE authors' example estimator, one decoder sample "
+            f"for all K; not a log-likelihood); the diagnostic is the closer one in {count}. The "
+            f"headline numbers above use the standard estimator.")
+
+
+def _knn_sentence(done: pd.DataFrame, pats: pd.DataFrame) -> str:
+    knn = done[done["metric"].str.startswith("knn_")]
+    if knn.empty:
+        return ""
+    # The reader must see when the published numbers are only a secondary transcription.
+    secondary = _col(knn, "note").fillna("").str.contains("secondary transcription").any()
+    worst = knn.loc[knn["diff"].abs().idxmax()]
+    text = (f"k-NN accuracy on latent means against {', '.join(sorted(knn['source'].unique()))}"
+            + (" (reference rows from a secondary transcription, not the original table)"
+               if secondary else "")
+            + f": {int((100 * knn['diff'].abs() <= TOLERANCE_PP).sum())} of {len(knn)} cells "
+            f"within {TOLERANCE_PP:g} percentage point of the published value; mean ours − paper "
+            f"{100 * knn['diff'].mean():+.1f} points (largest {100 * worst['diff']:+.1f}, "
+            f"{worst['model']} d = {worst['latent_dim']}, {worst['metric'][4:]} labels)")
+    kp = pats[pats["metric"].str.startswith("knn_")]
+    if len(kp):
+        text += (f"; the sign of {PATTERN[0]} − {PATTERN[1]} agrees with the paper in "
+                 f"{int(kp['agree'].sum())} of {len(kp)} (labels, d) pairs, "
+                 f"{int(kp['significant'].sum())} of ours significant at p < {ALPHA:g}")
+    return text + "."
+
+
+def _pattern_sentences(pats: pd.DataFrame) -> list[str]:
+    """S - N per d with SE and p, the sign against the paper's, and the crossover."""
+    a, b, metric = PATTERN
+    ll = pats[pats["metric"] == metric]
+    out = []
+    several = ll["dataset"].nunique() > 1
+    for dataset, block in ll.groupby("dataset", sort=False):
+        block = block.sort_values("latent_dim")
+        where = f"On {dataset}, " if several else ""
+        per_d = []
+        for r in block.to_dict("records"):
+            se = r.get("ours_se")
+            se = "" if se is None or pd.isna(se) else f" ± {se:.2f}"
+            p = r.get("p_value")  # absent in older files; NaN with fewer than 2 seeds
+            p = "" if p is None or pd.isna(p) else f" ({_p_phrase(p)})"
+            per_d.append(f"d = {r['latent_dim']} {r['ours_diff']:+.2f}{se}{p}")
+        out.append(f"{where}{a} − {b} test log-likelihood, ours (mean ± Welch SE, two-sided p "
+                   f"across seeds): " + "; ".join(per_d) + " nats.")
+        agree = block[block["agree"]]["latent_dim"].tolist()
+        disagree = block[~block["agree"]]["latent_dim"].tolist()
+        verdicts = [f"agrees with the paper at d = {', '.join(map(str, agree))}" if agree else "",
+                    f"disagrees at d = {', '.join(map(str, disagree))}" if disagree else ""]
+        out.append(f"The sign of {a} − {b} {metric} " + " and ".join(v for v in verdicts if v)
+                   + f" ({int(block['significant'].sum())} of {len(block)} of our differences "
+                   f"significant at p < {ALPHA:g}).")
+        for c in crossovers(block).to_dict("records"):
+            out.append(f"Crossover (first d at which {a} − {b} turns negative, over d = "
+                       f"{', '.join(map(str, c['dims']))}): paper: {c['paper']}; ours: {c['ours']}.")
+    return out
+
+
 def replication_paragraph(comparison: pd.DataFrame, patterns: pd.DataFrame, label: str) -> str:
     """The opening paragraph of results/summary.md, every number read from the comparison."""
     if comparison.empty:
@@ -326,6 +566,7 @@ def replication_paragraph(comparison: pd.DataFrame, patterns: pd.DataFrame, labe
     done = comparison[comparison["status"] == "ok"]
     nats = done[done["metric"].isin(NATS_METRICS)]
     ll = nats[nats["metric"] == "loglik"]
+    pats = _with_metric(patterns)
     parts = []
     if label:
         parts.append(f"**This is a {label}.**" if label.startswith("budget")
@@ -343,21 +584,15 @@ def replication_paragraph(comparison: pd.DataFrame, patterns: pd.DataFrame, labe
         parts.append(f"Mean log-likelihood difference (ours − paper) {ll['diff'].mean():+.2f} "
                      f"nats; largest {worst['diff']:+.2f} ({worst['model']}, d = "
                      f"{worst['latent_dim']}, {worst['dataset']}).")
+        parts.append(_shared_sentence(ll))
     acc = done[done["metric"] == "cluster_acc"]
     for r in acc.itertuples(index=False):
         parts.append(f"Clustering accuracy {r.model} d = {r.latent_dim}: {r.ours_mean:.3f} ± "
                      f"{0.0 if pd.isna(r.ours_sd) else r.ours_sd:.3f} (n = {r.ours_n}) against "
                      f"{r.paper:.3f} ({r.source}, {r.statistic}).")
-    if len(patterns):
-        agree = patterns[patterns["agree"]]["latent_dim"].tolist()
-        disagree = patterns[~patterns["agree"]]["latent_dim"].tolist()
-        a, b, metric = PATTERN
-        verdicts = [f"agrees with the paper at d = {', '.join(map(str, agree))}" if agree else "",
-                    f"disagrees at d = {', '.join(map(str, disagree))}" if disagree else ""]
-        parts.append(f"The sign of {a} − {b} {metric} " + " and ".join(v for v in verdicts if v)
-                     + f" ({int(patterns['significant'].sum())} of {len(patterns)} of our "
-                     f"differences exceed 2 SE).")
+    parts += _pattern_sentences(pats)
+    parts.append(_knn_sentence(done, pats))
     missing = comparison[comparison["status"] == "missing"]
     if len(missing):
         parts.append(f"{len(missing)} covered cell(s) have no result yet.")
-    return " ".join(parts)
+    return " ".join(p for p in parts if p)

@@ -19,6 +19,7 @@ from .loglik import (
     decoder_kernel_name,
     elbo_terms,
     importance_log_likelihood,
+    shared_sample_log_likelihood,
     posterior_means,
 )
 
@@ -65,6 +66,10 @@ def evaluate_run(model_path: str | Path, data_path: str | Path, seed: int, cfg: 
         "split_seed": int(arrays["split_seed"]),
     }
     metrics["elbo"] = elbo_terms(model, x_test, generator=torch.Generator().manual_seed(seed))
+    # The S-VAE authors' example estimator (one decoder sample for all K): a diagnostic column
+    shared = shared_sample_log_likelihood(model, x_test, K, generator=torch.Generator().manual_seed(seed))
+    metrics["loglik_shared_sample"] = {"mean": float(shared.mean()), "sd": float(shared.std()),
+                                       "importance_samples": K}
     metrics["active_units"] = active_units(model, x_test)
 
     z_train = posterior_means(model, x_train)

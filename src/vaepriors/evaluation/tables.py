@@ -47,7 +47,7 @@ from ..io import write_text
 # Clustering floors that need no VAE, listed after the families.
 REFERENCE_ROWS = ["pixel_kmeans", "pca_gmm"]
 TABLE_METRICS = {
-    "loglik": ["loglik", "elbo", "rec", "kl", "active_units"],
+    "loglik": ["loglik", "elbo", "rec", "kl", "active_units", "loglik_shared"],
     "clustering": ["cluster_acc", "cluster_nmi", "cluster_ari"],
     "knn": [],  # knn_{n_labels}: whichever label counts the runs report
 }
@@ -58,6 +58,7 @@ TITLES = {
     "rec": "test reconstruction term -log p(x|z) (nats)",
     "kl": "test KL term (nats)",
     "active_units": "active units (Var_x E_q[z_j] > 0.01)",
+    "loglik_shared": "diagnostic: the S-VAE authors' example estimator, one decoder sample for all K (nats; not a log-likelihood)",
     "cluster_acc": "clustering accuracy (Hungarian, test split, K = classes)",
     "cluster_nmi": "clustering NMI (test split)",
     "cluster_ari": "clustering ARI (test split)",
@@ -72,6 +73,8 @@ def _run_rows(run: dict) -> list[dict]:
     if "loglik" in run:
         values["loglik"] = run["loglik"]["mean"]
     values.update(run.get("elbo", {}))
+    if "loglik_shared_sample" in run:
+        values["loglik_shared"] = run["loglik_shared_sample"]["mean"]
     if "active_units" in run:
         values["active_units"] = run["active_units"]
     for name in ("acc", "nmi", "ari"):
@@ -161,9 +164,9 @@ def markdown(wide: pd.DataFrame) -> str:
         for _, row in block.iterrows():
             cells = [_cell(row[f"{m}_mean"], row[f"{m}_sd"], metric) for m in models]
             lines.append(f"| {row['latent_dim']} | " + " | ".join(cells) + " |")
-        seeds = ", ".join(
-            f"{m} {block[f'{m}_n'].max()}" for m in models if block[f"{m}_n"].max() > 0
-        )
+        # a model without this metric (metrics files older than it) has an all-NA column
+        most = {m: block[f"{m}_n"].dropna().max() for m in models}
+        seeds = ", ".join(f"{m} {int(n)}" for m, n in most.items() if pd.notna(n) and n > 0)
         blocks.append("\n".join(lines) + f"\n\nSeeds per cell (most): {seeds}.\n")
     return "\n".join(blocks) if blocks else "No run reports these metrics.\n"
 
@@ -219,3 +222,40 @@ def read_metrics(path: str | Path, required: tuple[str, ...] = ("dataset",)) -> 
 def load_metrics(root: str | Path) -> list[dict]:
     """Every metrics JSON under root (results/metrics), in path order."""
     return [read_metrics(p) for p in sorted(Path(root).rglob("*.json"))]
+
+
+def convergence_table(metrics: list[dict], checks: list[dict]) -> pd.DataFrame:
+    """The test log-likelihood at the evaluation's K beside the same runs at a larger K: per
+    (dataset, model, d), both means, and the gain (larger K minus K) paired by seed, mean ± sd."""
+    def frame(runs, name):
+        return pd.DataFrame([{**{k: r[k] for k in _KEYS}, name: r["loglik"]["mean"],
+                              f"{name}_k": r["loglik"].get("importance_samples")} for r in runs])
+
+    both = frame(metrics, "base").merge(frame(checks, "check"), on=_KEYS)
+    both["gain"] = both["check"] - both["base"]
+    rows = []
+    for (ds, model, dim), cell in both.groupby(["dataset", "model", "latent_dim"], sort=False):
+        rows.append({"dataset": ds, "model": model, "latent_dim": int(dim), "n": len(cell),
+                     "k": int(cell["base_k"].iloc[0]), "loglik": cell["base"].mean(),
+                     "k_check": int(cell["check_k"].iloc[0]), "loglik_check": cell["check"].mean(),
+                     "gain": cell["gain"].mean(),
+                     "gain_sd": cell["gain"].std() if len(cell) > 1 else math.nan})
+    out = pd.DataFrame(rows)
+    if out.empty:
+        return out
+    out["model"] = pd.Categorical(out["model"], _model_order(out["model"].unique()))
+    return out.sort_values(["dataset", "model", "latent_dim"]).reset_index(drop=True)
+
+
+def convergence_markdown(table: pd.DataFrame) -> str:
+    if table.empty:
+        return "No run has both log-likelihoods.\n"
+    k, k_check = int(table["k"].iloc[0]), int(table["k_check"].iloc[0])
+    lines = [f"Test log-likelihood (nats) at K = {k} and at K = {k_check} importance samples, same "
+             f"runs; gain = K = {k_check} minus K = {k}, paired by seed (mean ± sd).", "",
+             f"| dataset | model | d | n | K = {k} | K = {k_check} | gain |", "|---|---|---|---|---|---|---|"]
+    for r in table.itertuples():
+        gain = f"{r.gain:+.3f}" + ("" if math.isnan(r.gain_sd) else f" ± {r.gain_sd:.3f}")
+        lines.append(f"| {r.dataset} | {r.model} | {r.latent_dim} | {r.n} | {r.loglik:.2f} "
+                     f"| {r.loglik_check:.2f} | {gain} |")
+    return "\n".join(lines) + "\n"

@@ -292,6 +292,8 @@ SECTIONS = [
     ("weights", "9. Weight distributions", ["weights_trained", "weights_init", "weights_gain"], ["weights"]),
     ("spherical", "10. Spherical posteriors: stability and speed", ["spherical_stability"],
      ["spherical_stability"]),
+    ("ablation", "11. Ablation: one setting at a time", ["ablation_curves"], ["ablation"]),
+    ("convergence", "12. How far K is from converged", [], ["loglik_convergence"]),
 ]
 
 
@@ -308,6 +310,7 @@ FIGURE_NOTES = {
     "weights_init": "initial weight histograms with the same fits",
     "weights_gain": "held-out log-likelihood gain of Laplace / Student-t over Normal per layer",
     "spherical_stability": "vMF and Power Spherical training steps: time against m, non-finite rows over (m, κ)",
+    "ablation_curves": "validation ELBO by epoch per ablation variant, mean over seeds",
 }
 
 

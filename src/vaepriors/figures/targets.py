@@ -78,6 +78,20 @@ def spherical_tables(config: dict) -> list[str]:
     return [f"{TABLES}/{SPHERICAL}.csv"] if has_spherical_study(config) else []
 
 
+def ablation_outputs(config: dict) -> list[str]:
+    """The ablation's table and figure, when ablation.variants names any (vaepriors.ablation)."""
+    if not config.get("ablation", {}).get("variants"):
+        return []
+    return [f"{TABLES}/ablation.csv", f"{TABLES}/ablation.md", *fig_pair(f"{FIG}/ablation_curves")]
+
+
+def convergence_outputs(config: dict) -> list[str]:
+    """The log-likelihood at convergence_samples beside evaluate.importance_samples (optional)."""
+    if not config.get("convergence_samples"):
+        return []
+    return [f"{TABLES}/loglik_convergence.csv", f"{TABLES}/loglik_convergence.md"]
+
+
 def has_latent_maps(config: dict) -> bool:
     return any(2 in dims_of(config, m) for m in config["models"])
 
@@ -100,6 +114,7 @@ def figure_targets(config: dict) -> list[str]:
         for kind in ("trained", "init", "gain"):
             targets += fig_pair(f"{FIG}/{ds}/weights_{kind}")
         targets += [f"{TABLES}/weights_{ds}.csv", f"{TABLES}/weights_{ds}.md"]
+    targets += ablation_outputs(config) + convergence_outputs(config)
     targets.append("results/summary.md")
     return targets
 
@@ -124,6 +139,7 @@ def summary_tables_md(config: dict) -> list[str]:
     tables = [f"{TABLES}/sample_quality.md"]
     tables += [p.replace(".csv", ".md")
                for p in summary_weights(config) + summary_density(config) + spherical_tables(config)]
+    tables += [p for p in ablation_outputs(config) + convergence_outputs(config) if p.endswith(".md")]
     return tables
 
 

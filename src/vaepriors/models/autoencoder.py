@@ -36,6 +36,8 @@ AE_BOUND_NOTE = (
 
 class AE(LatentVariableModel):
     name = "ae"
+    settings = {"ae_density_components": [1, 5, 10, 20]}
+    evaluate_settings = ("ae_scale_grid",)
     has_kl = False
     ex_post_density = True
     label, color, marker, linestyle = "AE + ex-post GMM", "#DDAA33", "D", ":"
@@ -79,7 +81,7 @@ class AE(LatentVariableModel):
         (the model was trained on such draws)."""
         xb_train = torch.bernoulli(x_train, generator=torch.Generator().manual_seed(seed))
         scores = self.fit_density(self.embed_all(xb_train), self.embed_all(xb_val),
-                                  model_cfg["ae_density_components"], seed)
+                                  self.setting(model_cfg, "ae_density_components"), seed)
         log.info("AE ex-post GMM: %d components (validation log-density %s)",
                  self.density_components, scores)
         return {"ae_density": {"components": self.density_components,

@@ -11,7 +11,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.distributions import Distribution, kl_divergence
 
-from .networks import decoder, encoder_body, init_output_bias
+from .networks import decoder, encoder_body, glorot_init, init_output_bias
+
+# Keys of the `model` section every family reads.
+SHARED_SETTINGS = ("hidden", "init")
 
 # Rows per call when a whole data set is embedded (clustering, k-NN, density fits).
 EMBED_BATCH = 1000
@@ -54,6 +57,12 @@ class LatentVariableModel(nn.Module, metaclass=abc.ABCMeta):
     linestyle: str = "-"
     prior_contour_label: str = ""
     loglik_note: str = ""
+    # Keys of params.yaml's `model` section this family reads besides the shared SHARED_SETTINGS,
+    # with the value a configuration built by hand (a test, a benchmark) gets when it lacks one.
+    # With them, a run's identity (vaepriors.config.run_values) is the values it uses.
+    settings: dict[str, Any] = {}
+    # Keys of the `evaluate` section starting "ae_" that this family's evaluation reads.
+    evaluate_settings: tuple[str, ...] = ()
 
     @classmethod
     def code_dim_for(cls, latent_dim: int) -> int:
@@ -65,6 +74,11 @@ class LatentVariableModel(nn.Module, metaclass=abc.ABCMeta):
                     model_cfg: dict) -> LatentVariableModel:
         """The untrained model of a run (the `model` section of params.yaml)."""
         return cls(input_dim=input_dim, latent_dim=latent_dim, hidden=model_cfg["hidden"])
+
+    @classmethod
+    def setting(cls, model_cfg: dict, key: str) -> Any:
+        """One of the family's ``settings`` from a model section (its default when absent)."""
+        return model_cfg.get(key, cls.settings[key])
 
     def __init__(self, input_dim: int, latent_dim: int, hidden: list[int]):
         super().__init__()
@@ -81,6 +95,17 @@ class LatentVariableModel(nn.Module, metaclass=abc.ABCMeta):
 
     def init_output_bias(self, pixel_mean: torch.Tensor) -> None:
         init_output_bias(self.decoder, pixel_mean)
+
+    def initialise(self, init: str, pixel_mean: torch.Tensor) -> None:
+        """model.init: "torch" keeps torch's layer defaults and starts the decoder at the pixel
+        means' logits (Burda et al. 2015); "glorot" is what the S-VAE authors' TensorFlow code
+        has: Glorot-uniform weights, zero biases, no pixel-mean output bias."""
+        if init == "torch":
+            self.init_output_bias(pixel_mean)
+        elif init == "glorot":
+            glorot_init(self)
+        else:
+            raise ValueError(f"model.init: unknown initialisation {init!r} (torch, glorot)")
 
     @abc.abstractmethod
     def posterior(self, x: torch.Tensor) -> Distribution:

@@ -22,14 +22,17 @@ from .gaussian import LOGVAR_MAX, LOGVAR_MIN, GaussianPosteriorMixin
 
 class GMMVAE(GaussianPosteriorMixin, LatentVariableModel):
     name = "gmmvae"
+    settings = {"gmm_components": 0, "gmm_pretrain_epochs": 0}
     analytic_kl = False  # KL(q || mixture) has no closed form: one-sample Monte Carlo, exact log-densities
     label, color, marker, linestyle = "GMM-VAE", "#BB5566", "^", "-."
     prior_contour_label = "prior components, 2σ (× = means)"
 
     @classmethod
     def from_config(cls, latent_dim: int, input_dim: int, n_classes: int, model_cfg: dict) -> GMMVAE:
-        return cls(input_dim=input_dim, latent_dim=latent_dim, hidden=model_cfg["hidden"],
-                   n_components=model_cfg["gmm_components"] or n_classes)
+        model = cls(input_dim=input_dim, latent_dim=latent_dim, hidden=model_cfg["hidden"],
+                    n_components=cls.setting(model_cfg, "gmm_components") or n_classes)
+        model.pretrain_epochs = int(cls.setting(model_cfg, "gmm_pretrain_epochs"))
+        return model
 
     def __init__(self, input_dim: int, latent_dim: int, hidden: list[int], n_components: int):
         super().__init__(input_dim, latent_dim, hidden)
@@ -39,6 +42,7 @@ class GMMVAE(GaussianPosteriorMixin, LatentVariableModel):
         self.prior_logits = nn.Parameter(torch.zeros(k))
         self.prior_means = nn.Parameter(torch.randn(k, d))
         self.prior_logvars = nn.Parameter(torch.zeros(k, d))
+        self.pretrain_epochs = 0  # training only (model.gmm_pretrain_epochs): not in checkpoints
 
     def init_kwargs(self) -> dict:
         return {**super().init_kwargs(), "n_components": self.n_components}
@@ -64,7 +68,7 @@ class GMMVAE(GaussianPosteriorMixin, LatentVariableModel):
     def before_training(self, setup) -> None:
         """VaDE's start: AE pre-training on posterior means, then the mixture from a GMM fitted on
         the codes of one more fresh binarisation (both drawn from the seed's data generator)."""
-        setup.pretrain(self.pretrain_loss, setup.pretrain_epochs)
+        setup.pretrain(self.pretrain_loss, self.pretrain_epochs)
         xb, _ = setup.epoch_batches()
         self.initialise_prior(self.embed_all(xb), seed=setup.seed)
 

@@ -32,3 +32,12 @@ def init_output_bias(dec: nn.Sequential, pixel_mean: torch.Tensor, eps: float = 
     epochs then learn structure instead of the average image."""
     p = pixel_mean.clamp(eps, 1 - eps).to(dec[-1].bias)
     dec[-1].bias.copy_(torch.log(p) - torch.log1p(-p))
+
+
+@torch.no_grad()
+def glorot_init(module: nn.Module) -> None:
+    """TensorFlow's dense-layer defaults on every linear layer: Glorot-uniform weights, zero biases."""
+    for layer in module.modules():
+        if isinstance(layer, nn.Linear):
+            nn.init.xavier_uniform_(layer.weight)
+            nn.init.zeros_(layer.bias)

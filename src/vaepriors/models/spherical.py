@@ -60,16 +60,26 @@ class SVAE(LatentVariableModel):
     sphere = True  # S^d in R^(d+1), as Davidson et al. (2018)
     compare_to_baseline = True
     label, color, marker, linestyle = "S-VAE", "#004488", "s", "--"
+    settings = {"vmf_gradient": "implicit"}
 
-    def __init__(self, input_dim: int, latent_dim: int, hidden: list[int]):
+    @classmethod
+    def from_config(cls, latent_dim: int, input_dim: int, n_classes: int, model_cfg: dict) -> SVAE:
+        return cls(input_dim=input_dim, latent_dim=latent_dim, hidden=model_cfg["hidden"],
+                   gradient=cls.setting(model_cfg, "vmf_gradient"))
+
+    def __init__(self, input_dim: int, latent_dim: int, hidden: list[int], gradient: str = "implicit"):
         super().__init__(input_dim, latent_dim, hidden)
+        self.gradient = gradient
         # One layer gives the direction (code_dim outputs) and the concentration (the last one),
         # as the N-VAE's one head gives mean and log-variance: one GEMM and one parameter pair
         # fewer per step than two heads, with the same initialisation (same fan-in).
         self.head = nn.Linear(self.hidden[-1], self.code_dim + 1)
 
+    def init_kwargs(self) -> dict:
+        return {**super().init_kwargs(), "gradient": self.gradient}
+
     def posterior(self, x: torch.Tensor) -> Distribution:
-        return vmf_posterior(self.head(self.body(x)))
+        return vmf_posterior(self.head(self.body(x)), self.gradient)
 
     def prior(self) -> Distribution:
         p = self.decoder[-1].bias
@@ -94,9 +104,9 @@ class SVAE(LatentVariableModel):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
-def vmf_posterior(out: torch.Tensor) -> VonMisesFisher:
+def vmf_posterior(out: torch.Tensor, gradient: str = "implicit") -> VonMisesFisher:
     """q(z|x) from the head's output (..., code_dim + 1): direction, then concentration."""
     loc, concentration = direction_and_concentration(out)
     # No constraint validation of network outputs (as for the Gaussian posteriors): the trainer
     # stops on any non-finite loss term.
-    return VonMisesFisher(loc, concentration, validate_args=False)
+    return VonMisesFisher(loc, concentration, validate_args=False, gradient=gradient)

@@ -24,6 +24,7 @@ PSEUDO_INPUT_EPS = 0.05
 
 class VampVAE(GaussianPosteriorMixin, LatentVariableModel):
     name = "vamp"
+    settings = {"vamp_components": 500}
     analytic_kl = False  # KL(q || mixture) has no closed form: one-sample Monte Carlo, exact log-densities
     compare_to_baseline = True  # an alternative to the Gaussian: the summary gives its gap to the N-VAE
     label, color, marker, linestyle = "VampPrior", "#66CCEE", "*", (0, (1, 1))
@@ -35,7 +36,7 @@ class VampVAE(GaussianPosteriorMixin, LatentVariableModel):
     @classmethod
     def from_config(cls, latent_dim: int, input_dim: int, n_classes: int, model_cfg: dict) -> VampVAE:
         return cls(input_dim=input_dim, latent_dim=latent_dim, hidden=model_cfg["hidden"],
-                   n_pseudo_inputs=model_cfg["vamp_components"])
+                   n_pseudo_inputs=cls.setting(model_cfg, "vamp_components"))
 
     def __init__(self, input_dim: int, latent_dim: int, hidden: list[int], n_pseudo_inputs: int):
         super().__init__(input_dim, latent_dim, hidden)

@@ -59,7 +59,7 @@ def train_group(
     for seed in seeds:
         torch.manual_seed(seed)  # network initialisation
         model = model_for(model_name, latent_dim, data.x_train.shape[1], n_classes, model_cfg)
-        model.init_output_bias(data.x_train.mean(0))
+        model.initialise(model_cfg.get("init", "torch"), data.x_train.mean(0))
         models.append(model)
     run_config = {"dataset": dataset, "model": model_name, "latent_dim": latent_dim,
                   "code_dim": code_dim(model_name, latent_dim), "model_cfg": model_cfg,
@@ -67,7 +67,7 @@ def train_group(
     if len(seeds) > 1:
         log.info("training %s d=%d seeds %s together", model_name, latent_dim, seeds)
     trainer = Trainer(models, data, train_cfg, seeds, out_dirs, run_config=run_config,
-                      pretrain_epochs=model_cfg["gmm_pretrain_epochs"], progress=progress)
+                      progress=progress)
     summaries = trainer.fit()
     records = [write_run(model, data, seed, out_dir, history, summary, run_config, train_cfg,
                          model_cfg, trainer.device)

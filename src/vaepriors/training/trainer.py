@@ -147,7 +147,7 @@ def evaluate_elbo(model: LatentVariableModel, x: torch.Tensor, device: torch.dev
 
 class SeedSetup:
     """What a family's ``before_training`` sees of its seed's run: the seed, the data, the
-    configured pre-training epochs, the seed's data generator (``epoch_batches``) and
+    seed's data generator (``epoch_batches``) and
     ``pretrain``, a few epochs of another objective on the model alone."""
 
     def __init__(self, trainer: Trainer, model: LatentVariableModel, index: int):
@@ -157,7 +157,6 @@ class SeedSetup:
         self.cfg = trainer.cfg
         self.device = trainer.device
         self.progress = trainer.progress
-        self.pretrain_epochs = trainer.pretrain_epochs
         self.generator = trainer.generators[index]
 
     def epoch_batches(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -190,7 +189,7 @@ class Trainer:
     ``model`` and ``history`` of that seed and ``fit()`` returning its summary."""
 
     def __init__(self, models, data: TrainData, train_cfg: dict, seeds, run_dirs,
-                 run_config: dict | None = None, pretrain_epochs: int = 0, progress: bool = True):
+                 run_config: dict | None = None, progress: bool = True):
         self.one = isinstance(models, nn.Module)
         if self.one:
             models, seeds, run_dirs = [models], [seeds], [run_dirs]
@@ -203,7 +202,6 @@ class Trainer:
         self.device = resolve_device(train_cfg["device"])
         self.data = data
         self.progress = progress
-        self.pretrain_epochs = int(pretrain_epochs)
         self.run_dirs = [Path(d) for d in run_dirs]
         self.checkpoints = CheckpointDir(self.run_dirs[0] / ("checkpoints" if len(seeds) == 1
                                                              else "group-checkpoints"))

@@ -1,0 +1,34 @@
+#!/usr/bin/env python
+"""Log-likelihood at the evaluation's K beside a larger K: scripts/convergence_table.py
+--metrics RUN.json ... --checks CHECK.json ... --out-csv T.csv --out-md T.md"""
+
+import argparse
+import sys
+
+from vaepriors.cli import parse_script
+from vaepriors.evaluation.tables import (MetricsFileError, convergence_markdown, convergence_table,
+                                         read_metrics)
+from vaepriors.io import write_text
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--metrics", nargs="+", required=True)
+    parser.add_argument("--checks", nargs="+", required=True)
+    parser.add_argument("--out-csv", required=True)
+    parser.add_argument("--out-md", required=True)
+    args, _ = parse_script(parser, argv)
+    required = ("dataset", "model", "latent_dim", "seed", "loglik")
+    try:
+        metrics = [read_metrics(p, required=required) for p in args.metrics]
+        checks = [read_metrics(p, required=required) for p in args.checks]
+    except MetricsFileError as exc:
+        parser.exit(1, f"convergence_table: error: {exc}\n")
+    table = convergence_table(metrics, checks)
+    write_text(args.out_csv, table.to_csv(index=False))
+    write_text(args.out_md, convergence_markdown(table))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+#!/usr/bin/env python
+"""The test log-likelihood of one trained run at another number of importance samples, to see how
+far the pipeline's K is from converged: scripts/loglik_check.py --data D.npz --model model.pt
+--out check.json --seed s --family F --importance-samples K --settings JSON [--threads N]
+(--settings: the run's evaluate values, as scripts/evaluate.py takes them)."""
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from vaepriors.cli import family_name, parse_run_script
+from vaepriors.data.prepare import ProcessedDataError, load_processed
+from vaepriors.evaluation.loglik import decoder_kernel_name, importance_log_likelihood
+from vaepriors.evaluation.tables import MetricsFileError, read_metrics
+from vaepriors.io import write_json
+from vaepriors.models import TorchFileError, load_model
+from vaepriors.threads import flush_denormals, limit_threads
+
+
+@flush_denormals()
+def check(args, cfg: dict) -> dict:
+    limit_threads(cfg["threads"])
+    keys = ("dataset", "model", "latent_dim", "code_dim", "seed")
+    run = read_metrics(Path(args.model).parent / "config.json", required=keys)
+    arrays = load_processed(args.data)
+    model = load_model(args.model)
+    x_test = torch.from_numpy(arrays["xb_test"]).float()
+    x_val = torch.from_numpy(arrays["xb_val"]).float()
+    kernel = cfg["decoder_kernel"]
+    # what the family sets up first, as in the evaluation (the AE: its proposal scale)
+    model.prepare_evaluation(x_val, cfg, args.seed, kernel)
+    loglik = importance_log_likelihood(model, x_test, args.importance_samples, cfg["chunk_elements"],
+                                       generator=torch.Generator().manual_seed(args.seed), kernel=kernel)
+    return {**{k: run[k] for k in keys},
+            "loglik": {"mean": float(loglik.mean()), "sd": float(loglik.std()),
+                       "importance_samples": args.importance_samples, "n_test": len(loglik),
+                       "decoder_kernel": decoder_kernel_name(model, x_test, kernel)}}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--family", type=family_name, required=True)
+    parser.add_argument("--importance-samples", type=int, required=True)
+    args, values = parse_run_script(parser, argv, "evaluate", lambda a: a.family)
+    if args.importance_samples < 1:
+        parser.error(f"--importance-samples must be at least 1, got {args.importance_samples}")
+    try:
+        result = check(args, values["evaluate"])
+    except (MetricsFileError, ProcessedDataError, TorchFileError) as exc:
+        parser.exit(1, f"loglik_check: error: {exc}\n")
+    write_json(args.out, result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
