@@ -140,19 +140,20 @@ def dvc_stages(root: Path) -> list[dict]:
 
 
 def run_call(cmd: list[str], stage: str) -> tuple:
-    """(the script's own arguments, the run's values, threads) of a per-run command, from
-    --settings JSON (Snakemake) or from the sections' flags (DVC)."""
+    """(the script's own arguments, the run's values) of a per-run command, from --settings JSON
+    (Snakemake) or from the sections' flags (DVC). Threads are left out: Snakemake caps a job's
+    at --cores."""
     from vaepriors.config import parse_sections, run_values
 
     sections = ["train", "model"] if stage == "train" else ["evaluate"]
     family = cmd[cmd.index("--model" if stage == "train" else "--family") + 1]
     if "--settings" in cmd:
         at = cmd.index("--settings")
-        return (tuple(cmd[:at]), json.loads(cmd[at + 1]), int(cmd[cmd.index("--threads") + 1]))
+        return tuple(cmd[:at]), json.loads(cmd[at + 1])
     keys = set().union(*(load_params(REPO_ROOT / "params.yaml")[s] for s in sections))
     at = next(i for i, t in enumerate(cmd) if t.startswith("--") and t[2:] in keys)
     cfg = parse_sections(cmd[at:], sections)
-    return tuple(cmd[:at]), run_values(cfg, stage, family), cfg[stage]["threads"]
+    return tuple(cmd[:at]), run_values(cfg, stage, family)
 
 
 def ran_stages(log: str) -> set[str]:

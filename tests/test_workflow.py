@@ -61,7 +61,8 @@ def test_config_override_is_passed_to_the_jobs_typed():
                     "--configfile", "profiles/quick/params.yaml")
     assert out.returncode == 0, out.stderr[-3000:]
     train = [ln for ln in out.stdout.splitlines() if "python scripts/train.py" in ln]
-    assert train and all("--lr 0.0005" in ln and "--seed 3" in ln for ln in train)
+    # the run's values as JSON: the number typed (0.0005, not '0.0005')
+    assert train and all('"lr":0.0005' in ln and "--seeds 3 " in ln for ln in train)
 
 
 @pytest.mark.parametrize("override, key, what", [

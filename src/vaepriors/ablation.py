@@ -18,6 +18,9 @@ from .config import ConfigError, deep_merge, load_schema, run_values, validate
 
 ROOT = "results/ablation"
 BASELINE = "baseline"
+# Snakemake patterns of a variant run's folder and metrics file (workflow/rules/ablation.smk)
+RUN_DIR = ROOT + "/{variant}/models/{dataset}/{model}/d{dim}/s{seed}"
+METRICS = ROOT + "/{variant}/metrics/{dataset}/{model}/d{dim}/s{seed}.json"
 
 
 def variants(config: Mapping) -> dict[str, dict]:
@@ -66,11 +69,11 @@ def runs(config: Mapping) -> list[tuple[str, str, str, int, int]]:
 
 
 def run_dir(variant: str, dataset: str, model: str, dim, seed) -> str:
-    return f"{ROOT}/{variant}/models/{dataset}/{model}/d{dim}/s{seed}"
+    return RUN_DIR.format(variant=variant, dataset=dataset, model=model, dim=dim, seed=seed)
 
 
 def metrics_path(variant: str, dataset: str, model: str, dim, seed) -> str:
-    return f"{ROOT}/{variant}/metrics/{dataset}/{model}/d{dim}/s{seed}.json"
+    return METRICS.format(variant=variant, dataset=dataset, model=model, dim=dim, seed=seed)
 
 
 def data_path(config: Mapping, variant: str, dataset: str) -> str:

@@ -7,8 +7,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from .config import (EXECUTION_KEYS, ConfigError, parse_section, parse_sections, parse_values,
-                     run_values, section_from_flags)
+from .config import (ConfigError, parse_section, parse_sections, parse_values, run_values,
+                     section_from_flags)
 
 
 def family_name(name: str) -> str:
@@ -48,28 +48,27 @@ def parse_script(parser: argparse.ArgumentParser, argv=None, sections: Sequence[
 
 def parse_run_script(parser: argparse.ArgumentParser, argv, stage: str, family_of):
     """A per-run script (train, evaluate): its run values come as JSON (``--settings``, what the
-    Snakemake rules pass: exactly the values the run uses, validated once) or, from DVC, as the
-    flags of whole sections, reduced here to the same values. ``family_of(args)`` names the
-    family. Returns (args, values by section with the stage's execution keys added back)."""
-    parser.add_argument("--settings", help="the run's values as JSON (vaepriors.config.run_values)")
-    parser.add_argument("--threads", type=int, help="torch threads (default: the section's)")
-    sections = ["train", "model"] if stage == "train" else ["evaluate"]
-    args, rest = parser.parse_known_args(argv)
-    if args.settings is None:
-        args, cfg = parse_script(parser, argv, sections)
+    Snakemake rules pass: exactly the values the run uses, validated once, with ``--threads``
+    apart) or, from DVC, as the flags of whole sections (``--threads`` among them), reduced here
+    to the same values. ``family_of(args)`` names the family. Returns (args, values by section,
+    the stage's section carrying ``threads``)."""
+    tokens = sys.argv[1:] if argv is None else [str(t) for t in argv]
+    if not any(t == "--settings" or t.startswith("--settings=") for t in tokens):
+        sections = ["train", "model"] if stage == "train" else ["evaluate"]
+        args, cfg = parse_script(parser, tokens, sections)
         cfg = cfg if len(sections) > 1 else {sections[0]: cfg}
-        execution = {k: cfg[stage][k] for k in EXECUTION_KEYS[stage]}
         values = run_values(cfg, stage, family_of(args))
-    else:
-        args, _ = parse_script(parser, argv)
-        try:
-            values = parse_values(args.settings, stage, family_of(args))
-        except ConfigError as exc:
-            parser.error(str(exc))
-        execution = {"threads": 1}
-    if args.threads is not None:
-        if args.threads < 1:
-            parser.error(f"--threads must be at least 1, got {args.threads}")
-        execution["threads"] = args.threads
-    values[stage] = {**values[stage], **{k: v for k, v in execution.items() if k == "threads"}}
+        values[stage]["threads"] = cfg[stage]["threads"]
+        return args, values
+    parser.add_argument("--settings", required=True,
+                        help="the run's values as JSON (vaepriors.config.run_values)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    args, _ = parse_script(parser, tokens)
+    if args.threads < 1:
+        parser.error(f"--threads must be at least 1, got {args.threads}")
+    try:
+        values = parse_values(args.settings, stage, family_of(args))
+    except ConfigError as exc:
+        parser.error(str(exc))
+    values[stage]["threads"] = args.threads
     return args, values

@@ -1,19 +1,6 @@
 # Ablation stage: each variant of `ablation.variants` trained and evaluated on the grid beside the
 # baseline (the configuration itself), then one table and one figure of what each variant moves.
 # Paths and the variant logic live in vaepriors.ablation; these rules only wire them.
-from vaepriors import ablation as A  # noqa: E402
-
-A.check(config)
-ABL = A.ROOT + "/{variant}"
-ABL_RUN = ABL + "/models/" + RUN
-
-
-def variant_settings(stage):
-    return lambda w: values_json(run_values(A.variant_config(config, w.variant), stage, w.model))
-
-
-def variant_flags(section):
-    return lambda w: to_flags(A.variant_config(config, w.variant)[section])
 
 
 rule prepare_variant:
@@ -25,6 +12,8 @@ rule prepare_variant:
         data=variant_flags("data"),
     log:
         "results/logs/ablation/{variant}/prepare_{dataset}.log",
+    conda:
+        "../envs/vaepriors.yaml"
     threads: 1
     resources:
         mem_mb=2000,
@@ -35,17 +24,19 @@ rule prepare_variant:
 
 rule train_variant:
     input:
-        data=lambda w: A.data_path(config, w.variant, w.dataset),
+        data=variant_data,
     output:
-        model=f"{ABL_RUN}/model.pt",
-        history=f"{ABL_RUN}/history.csv",
-        config=f"{ABL_RUN}/config.json",
+        model=f"{ABL.RUN_DIR}/model.pt",
+        history=f"{ABL.RUN_DIR}/history.csv",
+        config=f"{ABL.RUN_DIR}/config.json",
     params:
         settings=variant_settings("train"),
         seeds=lambda w, output: w.seed,
         run_dirs=lambda w, output: str(Path(output.model).parent),
     log:
         f"results/logs/ablation/{{variant}}/train/{RUN}.log",
+    conda:
+        "../envs/vaepriors.yaml"
     threads: config["train"]["threads"]
     resources:
         mem_mb=2000,
@@ -56,14 +47,16 @@ rule train_variant:
 
 rule evaluate_variant:
     input:
-        data=lambda w: A.data_path(config, w.variant, w.dataset),
-        model=f"{ABL_RUN}/model.pt",
+        data=variant_data,
+        model=f"{ABL.RUN_DIR}/model.pt",
     output:
-        f"{ABL}/metrics/{RUN}.json",
+        ABL.METRICS,
     params:
         settings=variant_settings("evaluate"),
     log:
         f"results/logs/ablation/{{variant}}/evaluate/{RUN}.log",
+    conda:
+        "../envs/vaepriors.yaml"
     threads: config["evaluate"]["threads"]
     resources:
         mem_mb=2000,
@@ -79,8 +72,8 @@ rule ablation_table:
         script="scripts/ablation.py",
         metrics=runs(f"results/metrics/{RUN}.json"),
         histories=runs(f"results/models/{RUN}/history.csv"),
-        variant_metrics=[A.metrics_path(*r) for r in A.runs(config)],
-        variant_histories=[A.run_dir(*r) + "/history.csv" for r in A.runs(config)],
+        variant_metrics=[ABL.metrics_path(*r) for r in ABL.runs(config)],
+        variant_histories=[f"{ABL.run_dir(*r)}/history.csv" for r in ABL.runs(config)],
     output:
         csv="results/tables/ablation.csv",
         md="results/tables/ablation.md",
@@ -88,10 +81,12 @@ rule ablation_table:
                    category="7 Ablation", labels={"figure": "validation ELBO per variant"}),
         pdf="results/figures/ablation_curves.pdf",
     params:
-        variants=[r[0] for r in A.runs(config)],
-        descriptions=lambda w: values_json(A.describe(config)),
+        variants=[r[0] for r in ABL.runs(config)],
+        descriptions=values_json(ABL.describe(config)),
     log:
         "results/logs/ablation/table.log",
+    conda:
+        "../envs/vaepriors.yaml"
     threads: 1
     resources:
         mem_mb=1000,

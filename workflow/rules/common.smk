@@ -3,6 +3,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+from vaepriors import ablation as ABL  # noqa: E402
 from vaepriors import families  # noqa: E402
 from vaepriors.config import load_schema, run_values, to_flags, values_json  # noqa: E402
 from vaepriors.config import validate as validate_families  # noqa: E402
@@ -11,6 +12,7 @@ from vaepriors.figures import targets as T  # noqa: E402
 # The Snakefile's validate() reads the schema file, whose family enum is left to the registry:
 # check config["models"] against the registered families (plugins included) here.
 validate_families(config, load_schema(), where="the Snakemake configuration")
+ABL.check(config)  # every ablation variant merges into a valid configuration and changes something
 
 RAW = config["data"]["raw_dir"]
 PROCESSED = config["data"]["processed_dir"]
@@ -33,6 +35,20 @@ def settings(stage, cfg=None):
     """Params of a per-run rule: the JSON of the values the run uses (vaepriors.config.run_values),
     so a run is redone when one of them changes, not when an unrelated key is added."""
     return lambda w: values_json(run_values(cfg or config, stage, w.model))
+
+
+def variant_settings(stage):
+    """settings() for a run of an ablation variant: its values under the variant's configuration."""
+    return lambda w: values_json(run_values(ABL.variant_config(config, w.variant), stage, w.model))
+
+
+def variant_flags(section):
+    return lambda w: to_flags(ABL.variant_config(config, w.variant)[section])
+
+
+def variant_data(w):
+    """The prepared data of a variant run: the variant's own file where it changes the data."""
+    return ABL.data_path(config, w.variant, w.dataset)
 
 
 def runs(pattern):

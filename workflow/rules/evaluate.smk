@@ -115,6 +115,8 @@ if config.get("convergence_samples"):
             samples=config["convergence_samples"],
         log:
             f"results/logs/convergence/{RUN}.log",
+        conda:
+            "../envs/vaepriors.yaml"
         threads: config["evaluate"]["threads"]
         resources:
             mem_mb=2000,
@@ -134,6 +136,8 @@ if config.get("convergence_samples"):
             md="results/tables/loglik_convergence.md",
         log:
             "results/logs/convergence/table.log",
+        conda:
+            "../envs/vaepriors.yaml"
         threads: 1
         resources:
             mem_mb=1000,
