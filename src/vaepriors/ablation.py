@@ -226,7 +226,10 @@ def plot_curves(histories, out: str | Path) -> None:
         if lows:
             top = cell["val_elbo"].max()
             ax.set_ylim(min(lows), top + 0.05 * (top - min(lows)) + 0.5)
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=len(labels), frameon=False)
+    legend = {}  # every variant once, from whichever panel has it
+    for ax in axes[0]:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(label, handle)
+    fig.legend(legend.values(), legend.keys(), loc="lower center", ncol=len(legend), frameon=False)
     fig.tight_layout(rect=(0, 0.1, 1, 1))
     style.save(fig, out)
