@@ -64,8 +64,10 @@ def runs(config: Mapping) -> list[tuple[str, str, str, int, int]]:
     """(variant, dataset, model, dim, seed) of every variant run."""
     from .figures.targets import grid
 
+    # once per (variant, family): each call merges and validates the variant's configuration
+    runs_of = {(v, m): applies(config, v, m) for v in variants(config) for m in config["models"]}
     return [(v, ds, m, d, s) for v in variants(config) for ds, m, d, s in grid(config)
-            if applies(config, v, m)]
+            if runs_of[v, m]]
 
 
 def run_dir(variant: str, dataset: str, model: str, dim, seed) -> str:

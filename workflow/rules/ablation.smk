@@ -1,6 +1,7 @@
 # Ablation stage: each variant of `ablation.variants` trained and evaluated on the grid beside the
 # baseline (the configuration itself), then one table and one figure of what each variant moves.
 # Paths and the variant logic live in vaepriors.ablation; these rules only wire them.
+VARIANT_RUNS = ABL.runs(config)
 
 
 rule prepare_variant:
@@ -72,8 +73,8 @@ rule ablation_table:
         script="scripts/ablation.py",
         metrics=runs(f"results/metrics/{RUN}.json"),
         histories=runs(f"results/models/{RUN}/history.csv"),
-        variant_metrics=[ABL.metrics_path(*r) for r in ABL.runs(config)],
-        variant_histories=[f"{ABL.run_dir(*r)}/history.csv" for r in ABL.runs(config)],
+        variant_metrics=[ABL.metrics_path(*r) for r in VARIANT_RUNS],
+        variant_histories=[f"{ABL.run_dir(*r)}/history.csv" for r in VARIANT_RUNS],
     output:
         csv="results/tables/ablation.csv",
         md="results/tables/ablation.md",
@@ -81,7 +82,7 @@ rule ablation_table:
                    category="7 Ablation", labels={"figure": "validation ELBO per variant"}),
         pdf="results/figures/ablation_curves.pdf",
     params:
-        variants=[r[0] for r in ABL.runs(config)],
+        variants=[r[0] for r in VARIANT_RUNS],
         descriptions=values_json(ABL.describe(config)),
     log:
         "results/logs/ablation/table.log",
