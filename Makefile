@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 CORES ?= all
 
-.PHONY: setup reproduce quick test test-slurm bench clean-results
+.PHONY: setup reproduce quick test test-slurm faults bench clean-results
 
 $(BIN)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,10 +30,16 @@ quick: setup
 test: setup
 	$(BIN)/python -m pytest -q
 
-## The pipeline through a real single-node SLURM (root, Debian).
+## The pipeline through a real single-node SLURM (root, Debian): every rule of the quick profile
+## on a smaller grid (the whole quick grid: SLURM_GRID=).
+SLURM_GRID ?= --config 'models=[nvae,svae,ae]' 'latent_dims=[2]'
 test-slurm: setup
 	$(BIN)/pip install --quiet -e .[slurm]
-	bash tests/slurm/run_slurm_test.sh
+	bash tests/slurm/run_slurm_test.sh $(SLURM_GRID)
+
+## The kill campaign: SIGKILL at 8 points of a small DAG under Snakemake and DVC, resumed, compared.
+faults: setup
+	$(BIN)/python tests/faults/campaign.py --engine snakemake dvc --points 8 --report results/faults.md
 
 ## Side-by-side speed benchmark against pythae (optional extra).
 bench: setup

@@ -25,8 +25,14 @@ if not getattr(workflow.deployment_settings, "deployment_method", None):
     os.environ.update(PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
-from vaepriors.config import ConfigError, apply_overrides, load_schema  # noqa: E402
+from vaepriors.config import ConfigError, apply_overrides, check_paths, load_schema  # noqa: E402
+from vaepriors.config import load_yaml  # noqa: E402
 from vaepriors.config import validate as validate_params  # noqa: E402
+
+try:
+    load_yaml("params.yaml")  # a syntax error named with its line (the directive's message has none)
+except ConfigError as exc:
+    raise WorkflowError(str(exc)) from None
 
 
 configfile: "params.yaml"
@@ -35,7 +41,9 @@ configfile: "params.yaml"
 try:
     # --config values arrive untyped inside lists and mappings (seeds='[0,1]' -> ['0', '1']).
     apply_overrides(config, workflow.config_settings.config)
-    validate_params(config, load_schema(), where="params.yaml with --configfile/--config overrides")
+    where = "params.yaml with --configfile/--config overrides"
+    validate_params(config, load_schema(), where=where)
+    check_paths(config, load_schema(), where=where)
 except ConfigError as exc:
     raise WorkflowError(str(exc)) from None
 validate(config, "workflow/schemas/params.schema.yaml")  # fills in the schema's defaults
@@ -59,6 +67,8 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/ablation.smk"
+include: "workflow/rules/semisup.smk"
+include: "workflow/rules/capacity.smk"
 
 
 rule all:

@@ -74,9 +74,33 @@ def test_damaged_model_names_the_file_and_how_to_regenerate_it(tmp_path, good_mo
 def test_model_file_of_another_kind_is_named(tmp_path):
     path = tmp_path / "model.pt"
     torch.save({"weights": torch.zeros(3)}, path)
-    with pytest.raises(TorchFileError, match="not a vaepriors model checkpoint") as info:
+    with pytest.raises(TorchFileError, match="a torch file but not a vaepriors model") as info:
         load_model(path)
-    assert f"--forcerun {path}" in str(info.value)
+    assert "['weights']" in str(info.value) and f"--forcerun {path}" in str(info.value)
+
+
+# What each damaged file is, as the message must say it (issue 27: plain text was once reported
+# as "holds objects other than tensors").
+FOUND = {"empty": "an empty file", "garbage": "neither a zip archive nor a pickle",
+         "truncated_head": "a truncated zip archive", "truncated_half": "a truncated zip archive",
+         "truncated_tail": "a truncated zip archive", "zeroed_middle": "a zip archive with a bad checksum",
+         "foreign_pickle": {"model": "a pickle that holds objects other than tensors",
+                            "npz": "a pickle, not a zip archive"}}
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
+@pytest.mark.parametrize("damage", list(FOUND))
+def test_each_damage_is_named_for_what_it_is(tmp_path, good_model_bytes, processed_npz, damage):
+    for kind, good, load in (("model", good_model_bytes, load_model),
+                             ("npz", processed_npz.read_bytes(), load_processed)):
+        path = tmp_path / f"file.{kind}"
+        path.write_bytes(damaged_copies(good)[damage])
+        with pytest.raises((TorchFileError, ProcessedDataError)) as info:
+            load(path)
+        found = FOUND[damage] if isinstance(FOUND[damage], str) else FOUND[damage][kind]
+        assert found in str(info.value), (kind, str(info.value))
+        others = {f for f in FOUND.values() if isinstance(f, str)} - {found}
+        assert not any(other in str(info.value) for other in others), str(info.value)
 
 
 @pytest.mark.filterwarnings("ignore:Detected pickle protocol")

@@ -369,7 +369,7 @@ def test_svae_loads_checkpoints_with_the_two_former_heads():
 def test_load_model_rejects_other_files(tmp_path):
     path = tmp_path / "not-a-model.pt"
     torch.save({"weights": torch.zeros(3)}, path)
-    with pytest.raises(ValueError, match="not a vaepriors model checkpoint"):
+    with pytest.raises(ValueError, match="not a vaepriors model"):
         load_model(path)
 
 

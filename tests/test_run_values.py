@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from vaepriors import families
-from vaepriors.config import (REPO_ROOT, ConfigError, load_params, parse_values, run_values,
-                              values_json)
+from vaepriors.config import (REPO_ROOT, ConfigError, load_params, load_schema, parse_values,
+                              run_values, values_json)
 from vaepriors.models.base import SHARED_SETTINGS
 
 
@@ -84,8 +84,8 @@ def _snakemake(root: Path, *args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=900)
 
 
-def _planned(root: Path, config: list[str]) -> set[str]:
-    out = _snakemake(root, "-n", "--quiet", "rules", "--configfile", "profile.yaml",
+def _planned(root: Path, config: list[str], *args: str) -> set[str]:
+    out = _snakemake(root, "-n", "--quiet", "rules", "--configfile", "profile.yaml", *args,
                      *(["--config", *config] if config else []), "--", TARGET)
     assert out.returncode == 0, out.stderr[-3000:]
     rows = (line.split() for line in out.stdout.splitlines())
@@ -104,7 +104,9 @@ def finished_run(tmp_path_factory):
         (shutil.copytree if src.is_dir() else shutil.copy2)(src, root / rel)
     profile = yaml.safe_load((REPO_ROOT / "profiles/quick/params.yaml").read_text())
     profile.update(models=["svae"], latent_dims=[2], seeds=[0])
-    profile.pop("ablation", None)
+    # the grid alone: no optional study (ablation, semi-supervised, ...) rides along
+    required = load_schema()["required"]
+    profile = {k: v for k, v in profile.items() if k in required}
     profile["train"].update(max_epochs=2, warmup_epochs=1)
     profile["evaluate"].update(importance_samples=5, knn_labels=[100])
     (root / "profile.yaml").write_text(yaml.safe_dump(profile))
@@ -120,6 +122,9 @@ def finished_run(tmp_path_factory):
     # values it uses
     (["model={vmf_gradient: accepted}"], {"train", "evaluate"}),
     (["evaluate={importance_samples: 6}"], {"evaluate"}),
+    # where the data comes from and goes is not what it holds; a split value is
+    (["data={mirrors: [src]}"], set()),
+    (["data={split_seed: 3}"], {"prepare", "train", "evaluate"}),
 ])
 def test_a_finished_run_is_redone_only_when_a_value_it_uses_changes(finished_run, config, redone):
     assert _planned(finished_run, config) - {"all"} == redone
@@ -127,7 +132,7 @@ def test_a_finished_run_is_redone_only_when_a_value_it_uses_changes(finished_run
 
 def test_editing_the_scripts_redoes_nothing(finished_run):
     assert _planned(finished_run, []) == set()
-    for script in ("train.py", "evaluate.py"):
+    for script in ("download.py", "prepare.py", "train.py", "evaluate.py"):
         path = finished_run / "scripts" / script
         path.write_text(path.read_text() + "\n# a refactor\n")
     assert _planned(finished_run, []) == set()
@@ -144,3 +149,37 @@ def test_convergence_check_reuses_the_finished_runs(finished_run):
     assert ran == {"loglik_check", "loglik_convergence"}, ran
     text = (finished_run / "results/tables/loglik_convergence.md").read_text()
     assert "K = 5 and at K = 12" in text and "| digits | svae | 2 | 1 |" in text
+
+
+def test_one_run_on_demand_as_the_readme_says(finished_run):
+    """Deleting a finished run's folder redoes nothing (its metrics are there); --forcerun on its
+    model, the README's command, retrains it and re-evaluates it, and nothing else."""
+    model = TARGET.replace("metrics", "models").replace(".json", "/model.pt")
+    assert f"--forcerun {'results/models/<dataset>/<family>/d<d>/s<seed>/model.pt'}" in (
+        REPO_ROOT / "README.md").read_text()
+    metrics = (finished_run / TARGET).read_text()
+    shutil.rmtree(finished_run / Path(model).parent)
+    assert _planned(finished_run, []) == set()
+    assert _planned(finished_run, [], "--forcerun", model) == {"train", "evaluate"}
+    out = _snakemake(finished_run, "--configfile", "profile.yaml", "--forcerun", model, "--", TARGET)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert (finished_run / model).is_file()
+    same = ("loglik", "elbo")  # the retrained run gives the same numbers (timings aside)
+    old, new = json.loads(metrics), json.loads((finished_run / TARGET).read_text())
+    assert {k: old[k] for k in same if k in old} == {k: new[k] for k in same if k in new}
+
+
+def test_data_rebuilt_with_the_same_bytes_redoes_nothing(finished_run):
+    """Content, not modification time, decides: the raw folder downloaded again and the prepared
+    file rebuilt (byte-identical) retrain nothing. (Within one call Snakemake plans what reads a
+    file it will rebuild before it knows the bytes: the README says to rebuild data on its own.)
+    Last in the module: it rewrites the data."""
+    data = finished_run / "data/processed/digits.npz"
+    before = data.read_bytes()
+    out = _snakemake(finished_run, "--configfile", "profile.yaml", "--forcerun",
+                     "data/raw/digits", "--", str(data.relative_to(finished_run)))
+    assert out.returncode == 0, out.stderr[-3000:]
+    ran = set(re.findall(r"rule (\w+):", out.stdout + out.stderr))
+    assert ran == {"download", "prepare"}, ran
+    assert data.read_bytes() == before
+    assert _planned(finished_run, []) == set()

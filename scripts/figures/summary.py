@@ -15,6 +15,7 @@ import pandas as pd
 from vaepriors import ablation
 from vaepriors.evaluation.replication import replication_paragraph
 from vaepriors.evaluation.tables import read_metrics
+from vaepriors.figures import semisup
 from vaepriors.figures import summary as S
 from vaepriors.figures.cli import parse
 
@@ -62,6 +63,7 @@ def main(argv=None) -> int:
     # nargs "?": the rule passes the flag with no file when the study is not configured
     parser.add_argument("--ablation", nargs="?", help="ablation.csv (scripts/ablation.py)")
     parser.add_argument("--convergence", nargs="?", help="loglik_convergence.csv (scripts/convergence_table.py)")
+    parser.add_argument("--semi-supervised", nargs="?", help="semi_supervised.csv (scripts/semisup.py)")
     args, _ = parse(parser, argv, section=None)
     classifiers = {Path(p).stem: json.loads(Path(p).read_text()) for p in args.classifiers}
     quality, density, weights = _concat(args.sample_quality), _concat(args.density), _concat(args.weights)
@@ -78,6 +80,7 @@ def main(argv=None) -> int:
         "spherical": spherical_paragraph(args.spherical),
         "ablation": ablation.paragraph(pd.read_csv(args.ablation)) if args.ablation else "",
         "convergence": convergence_paragraph(pd.read_csv(args.convergence)) if args.convergence else "",
+        "semisup": semisup.paragraph(pd.read_csv(args.semi_supervised)) if args.semi_supervised else "",
     }
     # The evaluation stage writes each table as .csv and .md side by side.
     evaluation_md = [Path(p).with_suffix(".md")

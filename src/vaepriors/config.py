@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
 import platform
 import shlex
 import sys
@@ -107,6 +108,62 @@ def validate(cfg: Any, schema: dict, where: str = "params.yaml", prefix: str = "
         raise ConfigError(f"invalid configuration in {where}:\n  " + "\n  ".join(lines))
 
 
+# --- paths: checked before any job -------------------------------------------------------------
+
+# The schema marks a string that names a directory with this key: "read" (must exist) or "write"
+# (the directory, or the nearest folder above it that exists, must be a writable directory).
+PATH_MARK = "x-path"
+
+
+def _marked_paths(cfg: Any, schema: dict, path: tuple = ()) -> Iterator[tuple[tuple, str, str]]:
+    if schema.get(PATH_MARK) and isinstance(cfg, str):
+        yield path, cfg, schema[PATH_MARK]
+    elif isinstance(cfg, Mapping):
+        props = schema.get("properties", {})
+        for key, value in cfg.items():
+            if key in props:
+                yield from _marked_paths(value, props[key], (*path, key))
+    elif isinstance(cfg, (list, tuple)) and isinstance(schema.get("items"), dict):
+        for i, value in enumerate(cfg):
+            yield from _marked_paths(value, schema["items"], (*path, i))
+
+
+def path_keys(section: str, schema: dict | None = None) -> set[str]:
+    """The keys of ``section`` that name directories (marked ``x-path`` in the schema)."""
+    props = section_schema(section, schema).get("properties", {})
+    return {k for k, p in props.items() if p.get(PATH_MARK) or p.get("items", {}).get(PATH_MARK)}
+
+
+def _path_problem(value: str, kind: str, base: Path) -> str | None:
+    path = base / value
+    if path.exists() and not path.is_dir():
+        return f"{value!r} is a file, not a directory"
+    if kind == "read":
+        return None if path.is_dir() else f"{value!r}: no such directory"
+    above = path
+    while not above.exists():
+        above = above.parent
+    if not above.is_dir():
+        return f"{value!r} cannot be created: {str(above)!r} is a file, not a directory"
+    if not os.access(above, os.W_OK | os.X_OK):
+        return f"{value!r}: {str(above)!r} is not writable"
+    return None
+
+
+def check_paths(cfg: Mapping, schema: dict, where: str = "params.yaml",
+                base: str | Path | None = None) -> None:
+    """Raise ConfigError naming every path key (``x-path`` in the schema) whose directory cannot
+    be what the pipeline needs there; relative paths are taken from ``base`` (default: cwd)."""
+    base = Path.cwd() if base is None else Path(base)
+    lines = []
+    for key, value, kind in _marked_paths(cfg, schema):
+        problem = _path_problem(value, kind, base)
+        if problem:
+            lines.append(f"{'.'.join(str(k) for k in key)}: {problem}")
+    if lines:
+        raise ConfigError(f"invalid paths in {where}:\n  " + "\n  ".join(lines))
+
+
 # --- command-line overrides: Snakemake's --config ------------------------------------------------
 
 def _coerce(value: Any, schema: dict) -> Any:
@@ -194,18 +251,35 @@ def load_params(*paths: str | Path) -> dict:
         paths = (REPO_ROOT / "params.yaml",)
     cfg: dict = {}
     for path in paths:
-        try:
-            with open(path) as fh:
-                part = yaml.safe_load(fh) or {}
-        except FileNotFoundError:
-            raise ConfigError(f"configuration file not found: {path}") from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path} is not valid YAML: {exc}") from None
-        if not isinstance(part, dict):
-            raise ConfigError(f"{path}: top level must be a mapping, got {type(part).__name__}")
-        cfg = deep_merge(cfg, part)
+        cfg = deep_merge(cfg, load_yaml(path))
     validate(cfg, load_schema(), where=" + ".join(str(p) for p in paths))
     return cfg
+
+
+def load_yaml(path: str | Path) -> dict:
+    """A configuration file's mapping; a syntax error is reported with the file, line and column
+    (Snakemake's own message for one names neither)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except FileNotFoundError:
+        raise ConfigError(f"configuration file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"configuration file {path} cannot be read: {exc}") from None
+    try:
+        part = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        problem = getattr(exc, "problem", None) or str(exc)
+        line = text.splitlines()[mark.line] if mark and mark.line < len(text.splitlines()) else ""
+        hint = " (a tab on this line: YAML indents with spaces only)" if "\t" in line else ""
+        raise ConfigError(f"{where}: not valid YAML: {problem}{hint}") from None
+    if part is None:
+        return {}
+    if not isinstance(part, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys, got {type(part).__name__}")
+    return part
 
 
 # --- flags: the same text DVC's ${section} unpacking produces ----------------------------------
@@ -269,7 +343,10 @@ def parse_section(tokens: Iterable[str], section: str, schema: dict | None = Non
     for name, prop in props.items():
         kind = prop.get("type")
         if name not in values:
-            # DVC drops empty lists and false booleans from the command line.
+            # DVC drops empty lists and false booleans from the command line. An optional key
+            # stays absent: its reader has the default (models.base.SHARED_DEFAULTS).
+            if name not in sub.get("required", ()):
+                continue
             if kind == "array":
                 out[name] = []
             elif kind == "boolean":
@@ -306,15 +383,19 @@ def run_values(cfg: Mapping, stage: str, family: str) -> dict[str, dict]:
     """The values one run of ``family`` uses in ``stage`` ("train" or "evaluate"), by section:
     what the rules hand the script (as JSON) and what decides whether a finished run is redone.
     Training uses the train section and the model keys the family reads (SHARED_SETTINGS plus
-    the family's ``settings``); evaluation the evaluate section, AE keys only for the AE."""
+    the family's ``settings``, and SHARED_DEFAULTS where set to another value than their default,
+    so that adding them left the finished runs as they were); evaluation the evaluate section,
+    AE keys only for the AE."""
     from . import families
-    from .models.base import SHARED_SETTINGS
+    from .models.base import SHARED_DEFAULTS, SHARED_SETTINGS
 
     cls = families.get(family)
     if stage == "train":
         model_keys = (*SHARED_SETTINGS, *cls.settings)
-        return {"train": _without(cfg["train"], EXECUTION_KEYS["train"]),
-                "model": {k: cfg["model"][k] for k in model_keys}}
+        model = {k: cfg["model"][k] for k in model_keys}
+        model.update({k: copy.deepcopy(cfg["model"][k]) for k, default in SHARED_DEFAULTS.items()
+                      if cfg["model"].get(k, default) != default})
+        return {"train": _without(cfg["train"], EXECUTION_KEYS["train"]), "model": model}
     if stage == "evaluate":
         skip = (*EXECUTION_KEYS["evaluate"],
                 *(k for k in cfg["evaluate"] if k.startswith("ae_") and k not in cls.evaluate_settings))
@@ -344,12 +425,20 @@ def parse_values(text: str, stage: str, family: str, where: str = "--settings") 
     if not isinstance(values, dict) or set(values) != set(expected):
         raise ConfigError(f"{where}: expected the sections {sorted(expected)}, got "
                           f"{sorted(values) if isinstance(values, dict) else type(values).__name__}")
+    optional = _optional_keys(stage)
     for section, keys in expected.items():
         sub = dict(section_schema(section, schema))
-        sub["required"] = sorted(keys)
-        sub["propertyNames"] = {"enum": sorted(keys)}
+        sub["required"] = sorted(keys - optional.get(section, set()))
+        sub["propertyNames"] = {"enum": sorted(keys | optional.get(section, set()))}
         validate(values[section], sub, where=where, prefix=section)
     return values
+
+
+def _optional_keys(stage: str) -> dict[str, set]:
+    """Keys run_values gives only where they differ from their default (SHARED_DEFAULTS)."""
+    from .models.base import SHARED_DEFAULTS
+
+    return {"model": set(SHARED_DEFAULTS)} if stage == "train" else {}
 
 
 def _expected_keys(stage: str, family: str, schema: dict) -> dict[str, set]:

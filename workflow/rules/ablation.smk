@@ -10,7 +10,8 @@ rule prepare_variant:
     output:
         f"{PROCESSED}/ablation/{{variant}}/{{dataset}}.npz",
     params:
-        data=variant_flags("data"),
+        paths=variant_data_flags(paths=True),
+        values=variant_data_flags(paths=False),
     log:
         "results/logs/ablation/{variant}/prepare_{dataset}.log",
     conda:
@@ -20,7 +21,8 @@ rule prepare_variant:
         mem_mb=2000,
         runtime=15,
     shell:
-        "python scripts/prepare.py --dataset {wildcards.dataset} --out {output} {params.data} 2> {log}"
+        "python scripts/prepare.py --dataset {wildcards.dataset} --out {output} {params.paths} "
+        "{params.values} 2> {log}"
 
 
 rule train_variant:

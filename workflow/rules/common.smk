@@ -5,7 +5,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from vaepriors import ablation as ABL  # noqa: E402
 from vaepriors import families  # noqa: E402
-from vaepriors.config import load_schema, run_values, to_flags, values_json  # noqa: E402
+from vaepriors.config import load_schema, path_keys, run_values, to_flags, values_json  # noqa: E402
 from vaepriors.config import validate as validate_families  # noqa: E402
 from vaepriors.figures import targets as T  # noqa: E402
 
@@ -31,6 +31,18 @@ def flags(*sections):
     return " ".join(to_flags(config[s]) for s in sections)
 
 
+def unchecked(text):
+    """A param from a function of ``output``, which Snakemake leaves out of its rerun check: for
+    where a job's files are, not what it computes."""
+    return lambda w, output: text
+
+
+def data_flags(paths, cfg=None):
+    """The flags of the data section's path keys (``paths``) or of its other keys."""
+    keys = path_keys("data")
+    return to_flags({k: v for k, v in (cfg or config)["data"].items() if (k in keys) == paths})
+
+
 def settings(stage, cfg=None):
     """Params of a per-run rule: the JSON of the values the run uses (vaepriors.config.run_values),
     so a run is redone when one of them changes, not when an unrelated key is added."""
@@ -42,8 +54,11 @@ def variant_settings(stage):
     return lambda w: values_json(run_values(ABL.variant_config(config, w.variant), stage, w.model))
 
 
-def variant_flags(section):
-    return lambda w: to_flags(ABL.variant_config(config, w.variant)[section])
+def variant_data_flags(paths):
+    """data_flags() of a variant's configuration (its path keys unchecked, as for prepare)."""
+    if paths:
+        return lambda w, output: data_flags(True, ABL.variant_config(config, w.variant))
+    return lambda w: data_flags(False, ABL.variant_config(config, w.variant))
 
 
 def variant_data(w):

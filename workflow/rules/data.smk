@@ -1,13 +1,14 @@
 # Data stage: raw files (downloaded and verified, or snapshotted offline) -> prepared arrays.
+# A file is redone when what it holds would change: the download never (its files are verified
+# by sha256), the prepared arrays when a split or binarisation value changes, not when a folder
+# or a mirror moves.
 
 
 rule download:
-    input:
-        script="scripts/download.py",
     output:
         directory(f"{RAW}/{{dataset}}"),
     params:
-        data=flags("data"),
+        data=unchecked(flags("data")),
     log:
         "results/logs/download/{dataset}.log",
     conda:
@@ -17,17 +18,17 @@ rule download:
         mem_mb=500,
         runtime=30,
     shell:
-        "python {input.script} --dataset {wildcards.dataset} {params.data} 2> {log}"
+        "python scripts/download.py --dataset {wildcards.dataset} {params.data} 2> {log}"
 
 
 rule prepare:
     input:
-        script="scripts/prepare.py",
         raw=f"{RAW}/{{dataset}}",
     output:
         f"{PROCESSED}/{{dataset}}.npz",
     params:
-        data=flags("data"),
+        paths=unchecked(data_flags(paths=True)),
+        values=data_flags(paths=False),
     log:
         "results/logs/prepare/{dataset}.log",
     conda:
@@ -37,4 +38,5 @@ rule prepare:
         mem_mb=2000,
         runtime=15,
     shell:
-        "python {input.script} --dataset {wildcards.dataset} --out {output} {params.data} 2> {log}"
+        "python scripts/prepare.py --dataset {wildcards.dataset} --out {output} {params.paths} "
+        "{params.values} 2> {log}"

@@ -325,6 +325,7 @@ rule summary:
         spherical=T.spherical_tables(config),
         ablation=[p for p in T.ablation_outputs(config) if p.endswith(".csv")],
         convergence=[p for p in T.convergence_outputs(config) if p.endswith(".csv")],
+        semisup=[p for p in T.semisup_outputs(config) if p.endswith(".csv")],
     output:
         "results/summary.md",
     log:
@@ -342,4 +343,5 @@ rule summary:
         " --classifiers {input.classifiers} --density {input.density} --weights {input.weights}"
         " --comparison {input.comparison} --pattern {input.pattern} --budget {input.budget}"
         " --spherical {input.spherical} --ablation {input.ablation} --convergence {input.convergence}"
+        " --semi-supervised {input.semisup}"
         " 2> {log}"

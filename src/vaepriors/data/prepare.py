@@ -13,7 +13,8 @@ Keys of ``data/processed/{dataset}.npz`` (docs/design.md):
 MNIST-like sets: the official 60k training set is split by a seeded permutation into train and
 ``n_validation`` validation images; the official 10k test set is the test set. ``digits`` and
 ``synthetic`` have no official split: a seeded permutation gives test and validation sets of
-``n_validation`` images each and the rest for training.
+``n_validation`` images each and the rest for training. Continuous sets (the circle toy) hold
+float32 points instead of images: data/continuous.py.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io import atomic_path
+from ..io import write_npz, zip_damage
+from . import continuous
 from .download import dataset_dir, verify_file
 from .idx import IDXFormatError, read_idx
 from .registry import (
@@ -196,13 +198,12 @@ def _verified_generated(name: str, x: np.ndarray, y: np.ndarray, where: str):
 def snapshot_generated(name: str, raw_dir: str | Path) -> Path:
     """The raw stage of an offline set: write its verified images and labels to
     raw_dir/name/name.npz, so every dataset enters `prepare` through the raw directory."""
+    if name in continuous.CONTINUOUS:
+        return continuous.snapshot(name, raw_dir)
     x, y = digits_arrays() if name == "digits" else synthetic_arrays()
     _verified_generated(name, x, y, "scikit-learn" if name == "digits" else "generator")
     path = Path(raw_dir) / name / f"{name}.npz"
-    with atomic_path(path, suffix=".npz", prefix=f".{path.name}.partial-") as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, x=x, y=y)
-    return path
+    return write_npz(path, {"x": x, "y": y})
 
 
 def load_generated(name: str, raw_dir: str | Path):
@@ -228,6 +229,8 @@ def build_arrays(name: str, raw_dir: str | Path, split_seed: int, binarize_seed:
         train, val = split_official(len(x_pool), n_validation, split_seed, max_train)
         return _assemble(x_pool, y_pool, x_test, y_test, train, val, split_seed, binarize_seed,
                          spec.image_shape, spec.n_classes)
+    if name in continuous.CONTINUOUS:
+        return continuous.build(name, raw_dir, split_seed, binarize_seed, n_validation, max_train)
     if name in GENERATED:
         x, y = load_generated(name, raw_dir)
         train, val, test = split_three(len(x), n_validation, split_seed, max_train)
@@ -239,11 +242,7 @@ def build_arrays(name: str, raw_dir: str | Path, split_seed: int, binarize_seed:
 
 def save_processed(arrays: dict[str, np.ndarray], out_path: str | Path) -> Path:
     """Write the .npz atomically: a temporary file in the same folder, then os.replace."""
-    out_path = Path(out_path)
-    with atomic_path(out_path, suffix=".npz", prefix=f".{out_path.name}.partial-", fsync=True) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
-    return out_path
+    return write_npz(out_path, arrays, compress=True, fsync=True)
 
 
 def prepare_dataset(name: str, raw_dir: str | Path, out_path: str | Path, split_seed: int = 0,
@@ -268,12 +267,17 @@ def load_processed(path: str | Path) -> dict[str, np.ndarray]:
                "run with); the jobs that read it then rerun too")
     if not path.is_file():
         raise ProcessedDataError(f"{path}: not found. {rebuild}")
+    damage = zip_damage(path)
+    if damage:
+        raise ProcessedDataError(f"{path}: not a readable .npz file ({damage}). {rebuild}")
     try:
         with np.load(path, allow_pickle=False) as npz:
             data = {key: npz[key] for key in npz.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
         # NumPy's message for a non-archive advises allow_pickle=True: unsafe, so not passed on.
         why = "not an .npz archive" if "allow_pickle" in str(exc) else str(exc)
+        if "CRC" in why:
+            why = f"a zip archive with a bad checksum: {why}"
         raise ProcessedDataError(f"{path}: not a readable .npz file ({why}). {rebuild}") from None
     missing = [key for key in KEYS if key not in data]
     if missing:
@@ -288,18 +292,22 @@ def load_processed(path: str | Path) -> dict[str, np.ndarray]:
     if n_classes.shape != () or n_classes.dtype != np.int64 or n_classes < 1:
         fail("n_classes", f"expected a positive int64 scalar, got {n_classes!r}")
     dim = int(np.prod(shape))
+    points = continuous.is_continuous(data)  # float32 points instead of uint8 images
+    kind = np.dtype(np.float32 if points else np.uint8)
     for part in ("train", "val", "test"):
         x, y = data[f"x_{part}"], data[f"y_{part}"]
-        if x.dtype != np.uint8 or x.ndim != 2 or x.shape[1] != dim:
-            fail(f"x_{part}", f"expected uint8 (N, {dim}), got {x.dtype} {x.shape}")
+        if x.dtype != kind or x.ndim != 2 or x.shape[1] != dim:
+            fail(f"x_{part}", f"expected {kind} (N, {dim}), got {x.dtype} {x.shape}")
+        if points and not np.isfinite(x).all():
+            fail(f"x_{part}", "non-finite values")
         if y.dtype != np.int64 or y.shape != (len(x),):
             fail(f"y_{part}", f"expected int64 ({len(x)},), got {y.dtype} {y.shape}")
         if len(y) and (y.min() < 0 or y.max() >= n_classes):
             fail(f"y_{part}", f"labels outside 0..{int(n_classes) - 1}")
         if part != "train":
             xb = data[f"xb_{part}"]
-            if xb.dtype != np.uint8 or xb.shape != x.shape:
-                fail(f"xb_{part}", f"expected uint8 {x.shape}, got {xb.dtype} {xb.shape}")
-            if xb.max(initial=0) > 1:
+            if xb.dtype != kind or xb.shape != x.shape:
+                fail(f"xb_{part}", f"expected {kind} {x.shape}, got {xb.dtype} {xb.shape}")
+            if not points and xb.max(initial=0) > 1:
                 fail(f"xb_{part}", "values outside {0, 1}")
     return data

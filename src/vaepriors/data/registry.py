@@ -151,9 +151,10 @@ FASHION_MNIST = DatasetSpec(
     n_classes=10,
 )
 
-# Datasets that come from IDX files; the others (digits, synthetic) are built offline in prepare.py.
+# Datasets that come from IDX files; the others (digits, synthetic, the circle toy) are built
+# offline in prepare.py.
 DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in (MNIST, FASHION_MNIST)}
-GENERATED = ("digits", "synthetic")
+GENERATED = ("digits", "synthetic", "circle")
 ALL_DATASETS = tuple(DATASETS) + GENERATED
 
 

@@ -5,7 +5,9 @@
 Its expectation is a lower bound on log p(x) (Jensen) that tightens as K grows (Burda et al. 2015).
 log p(x|z) comes from the decoder's Bernoulli logits (for binary x, -sum_j softplus((1 - 2 x_j) l_j),
 per pixel in float32 without cancellation, summed in float32 groups of 16 and then in float64);
-every log-weight is formed and combined in float64.
+every log-weight is formed and combined in float64. A model whose likelihood is not the Bernoulli
+one (``model.likelihood.binary`` false: the Gaussian of continuous data) scores its decoder output
+with ``model.likelihood.log_prob``, summed in float64.
 
 Sampling is organised so that the estimate does not depend on the chunking: the K samples are drawn
 in blocks whose size depends only on (N, code_dim, K); each block has its own seed, drawn up front
@@ -151,9 +153,25 @@ def _pixel_sum(terms: torch.Tensor) -> torch.Tensor:
     return total
 
 
+def _own_likelihood(model):
+    """The model's likelihood where it is not the Bernoulli one this module computes, else None."""
+    likelihood = getattr(model, "likelihood", None)
+    return None if likelihood is None or likelihood.binary else likelihood
+
+
+def _log_likelihood(model, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """log p(x|z) from decoder outputs ``out`` (..., P, D), float64."""
+    own = _own_likelihood(model)
+    if own is None:
+        return bernoulli_log_likelihood(out, x)
+    return own.log_prob(model, out.double(), x.double())
+
+
 def _decoded_log_likelihood(model, z: torch.Tensor, x: torch.Tensor, signs, kernel=None) -> torch.Tensor:
     """log p(x|z) of codes z (S, P, code_dim) for points x (P, D): (S, P), float64. ``kernel`` (an
     amx.DecoderNLL, for binary x on the CPU) replaces the decoder and the softplus passes."""
+    if _own_likelihood(model) is not None:
+        return _log_likelihood(model, model.decode(z), x)
     s, p = z.shape[:2]
     if kernel is not None:
         return kernel(z.reshape(s * p, -1), signs).view(s, p).neg_()
@@ -195,6 +213,8 @@ def _amx_unavailable(model: torch.nn.Module, x: torch.Tensor) -> str | None:
 
     if x.device.type != "cpu":
         return f"the data are on {x.device}"
+    if _own_likelihood(model) is not None:
+        return "the model's likelihood is not Bernoulli"
     if _binary_signs(x) is None:
         return "the data are not binary"
     if not _decodes_with_mlp(model):
@@ -308,7 +328,7 @@ def shared_sample_log_likelihood(
             batch = x[start : start + batch_size]
             posterior = model.posterior(batch)
             z0 = posterior.sample()
-            rec = bernoulli_log_likelihood(model.decode(z0), batch).double()
+            rec = _log_likelihood(model, model.decode(z0), batch).double()
             z = posterior.sample((n_samples,))
             log_ratio = prior.log_prob(z).double() - posterior.log_prob(z).double()
             out.append((rec + torch.logsumexp(log_ratio, 0) - math.log(n_samples)).cpu())

@@ -12,6 +12,7 @@ from ..config import run_metadata
 from ..data.prepare import load_processed
 from ..models import load_model
 from ..threads import flush_denormals, limit_threads
+from ..training.trainer import TrainData
 from .clustering import clustering_scores, pca_gmm, pixel_kmeans
 from .knn import knn_accuracy
 from .loglik import (
@@ -40,9 +41,9 @@ def evaluate_run(model_path: str | Path, data_path: str | Path, seed: int, cfg: 
     x_test, x_val = _binary(arrays, "xb_test"), _binary(arrays, "xb_val")
     y_train, y_val, y_test = (np.asarray(arrays[k]) for k in ("y_train", "y_val", "y_test"))
     n_classes = int(arrays["n_classes"])
-    # Training codes from one seeded binarisation, as the model saw binary images.
+    # Training codes from one seeded observation (binarisation), as the model saw the data.
     gen = torch.Generator().manual_seed(seed)
-    x_train = torch.bernoulli(torch.from_numpy(np.asarray(arrays["x_train"])).float() / 255, generator=gen)
+    x_train = model.likelihood.observe(TrainData.from_arrays(arrays).x_train, gen)
     K = cfg["importance_samples"]
     kernel = cfg.get("decoder_kernel", "auto")  # optional in the schema: older configs lack it
 

@@ -294,6 +294,8 @@ SECTIONS = [
      ["spherical_stability"]),
     ("ablation", "11. Ablation: one setting at a time", ["ablation_curves"], ["ablation"]),
     ("convergence", "12. How far K is from converged", [], ["loglik_convergence"]),
+    ("semisup", "13. Semi-supervised classification: M2 and M1+M2", ["semi_supervised"],
+     ["semi_supervised"]),
 ]
 
 
@@ -311,6 +313,7 @@ FIGURE_NOTES = {
     "weights_gain": "held-out log-likelihood gain of Laplace / Student-t over Normal per layer",
     "spherical_stability": "vMF and Power Spherical training steps: time against m, non-finite rows over (m, κ)",
     "ablation_curves": "validation ELBO by epoch per ablation variant, mean over seeds",
+    "semi_supervised": "test accuracy against labelled examples per M1/M2 combination, published points overlaid",
 }
 
 

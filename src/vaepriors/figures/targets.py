@@ -92,6 +92,13 @@ def convergence_outputs(config: dict) -> list[str]:
     return [f"{TABLES}/loglik_convergence.csv", f"{TABLES}/loglik_convergence.md"]
 
 
+def semisup_outputs(config: dict) -> list[str]:
+    """The semi-supervised study's table and figure (vaepriors.semisup)."""
+    from .. import semisup
+
+    return semisup.outputs(config)
+
+
 def has_latent_maps(config: dict) -> bool:
     return any(2 in dims_of(config, m) for m in config["models"])
 
@@ -114,7 +121,7 @@ def figure_targets(config: dict) -> list[str]:
         for kind in ("trained", "init", "gain"):
             targets += fig_pair(f"{FIG}/{ds}/weights_{kind}")
         targets += [f"{TABLES}/weights_{ds}.csv", f"{TABLES}/weights_{ds}.md"]
-    targets += ablation_outputs(config) + convergence_outputs(config)
+    targets += semisup_outputs(config) + ablation_outputs(config) + convergence_outputs(config)
     targets.append("results/summary.md")
     return targets
 
@@ -139,7 +146,8 @@ def summary_tables_md(config: dict) -> list[str]:
     tables = [f"{TABLES}/sample_quality.md"]
     tables += [p.replace(".csv", ".md")
                for p in summary_weights(config) + summary_density(config) + spherical_tables(config)]
-    tables += [p for p in ablation_outputs(config) + convergence_outputs(config) if p.endswith(".md")]
+    tables += [p for p in semisup_outputs(config) + ablation_outputs(config) + convergence_outputs(config)
+               if p.endswith(".md")]
     return tables
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from .. import families
-from ..io import atomic_path
+from ..io import PICKLE, atomic_path, zip_damage
 from .autoencoder import AE
 from .base import LatentVariableModel
 from .gaussian import NVAE
@@ -39,21 +39,26 @@ def _load_failure(exc: BaseException) -> str:
     # whatever code a damaged or foreign pickle carries: it is replaced, never passed on.
     text = str(exc).strip()
     if "weights_only" in text or "Unpickl" in type(exc).__name__:
-        return "it holds objects other than tensors; they are not loaded, since loading them could run code"
+        return ("a pickle that holds objects other than tensors; they are not loaded, since loading "
+                "them could run code")
     first = text.splitlines()[0].split(". ")[0][:160] if text else ""
     return f"truncated or corrupt: {type(exc).__name__}{': ' + first if first else ''}"
 
 
 def read_torch_file(path: str | Path, map_location: str | torch.device = "cpu"):
-    """``torch.load(path, weights_only=True)``; any failure is a TorchFileError naming the file.
-    torch.load does not verify the archive's checksums, so damaged weights would load silently:
-    they are checked first (a few ms for a model)."""
+    """``torch.load(path, weights_only=True)``; any failure is a TorchFileError naming the file
+    and what was found. torch.load does not verify the archive's checksums, so damaged weights
+    would load silently: they are checked first (a few ms for a model)."""
     try:
+        damage = zip_damage(path)
+        if damage and damage != PICKLE:  # a pickle is torch's legacy format: torch.load decides
+            raise TorchFileError(f"{path}: not readable ({damage})")
         if zipfile.is_zipfile(path):
             with zipfile.ZipFile(path) as archive:
                 bad = archive.testzip()
             if bad is not None:
-                raise TorchFileError(f"{path}: not readable (corrupt: checksum mismatch in {bad})")
+                raise TorchFileError(f"{path}: not readable (a zip archive with a bad checksum, "
+                                     f"in {bad.split('/', 1)[-1]})")
         return torch.load(path, map_location=map_location, weights_only=True)
     except TorchFileError:
         raise
@@ -75,6 +80,10 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> La
         payload = read_torch_file(path, map_location)
     except TorchFileError as exc:
         raise TorchFileError(f"{exc}. {regenerate_hint(path)}") from None
+    keys = sorted(payload) if isinstance(payload, dict) else type(payload).__name__
+    if not isinstance(payload, dict) or not {"model", "kwargs", "state_dict"} <= set(payload):
+        raise TorchFileError(f"{path}: a torch file but not a vaepriors model (it holds {keys}; "
+                             f"a model holds 'model', 'kwargs', 'state_dict'). {regenerate_hint(path)}")
     try:
         model = build_model(payload["model"], **payload["kwargs"])
         model.load_state_dict(payload["state_dict"])

@@ -45,8 +45,9 @@ class AE(LatentVariableModel):
     loglik_note = ("The AE number is an importance-sampled lower bound on the log-likelihood of the "
                    "AE-plus-ex-post-GMM model (proposal N(enc(x), s²I), s chosen on validation).")
 
-    def __init__(self, input_dim: int, latent_dim: int, hidden: list[int], density_components: int = 1):
-        super().__init__(input_dim, latent_dim, hidden)
+    def __init__(self, input_dim: int, latent_dim: int, hidden: list[int], density_components: int = 1,
+                 **shared):
+        super().__init__(input_dim, latent_dim, hidden, **shared)
         self.head = nn.Linear(self.hidden[-1], self.code_dim)
         k, d = int(density_components), self.code_dim
         self.density_components = k
@@ -77,9 +78,9 @@ class AE(LatentVariableModel):
 
     def after_training(self, x_train: torch.Tensor, xb_val: torch.Tensor, seed: int,
                        model_cfg: dict) -> dict:
-        """The ex-post density, fitted on the codes of one seeded binarisation of the training set
-        (the model was trained on such draws)."""
-        xb_train = torch.bernoulli(x_train, generator=torch.Generator().manual_seed(seed))
+        """The ex-post density, fitted on the codes of one seeded observation (binarisation) of the
+        training set (the model was trained on such draws)."""
+        xb_train = self.likelihood.observe(x_train, torch.Generator().manual_seed(seed))
         scores = self.fit_density(self.embed_all(xb_train), self.embed_all(xb_val),
                                   self.setting(model_cfg, "ae_density_components"), seed)
         log.info("AE ex-post GMM: %d components (validation log-density %s)",

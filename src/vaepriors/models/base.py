@@ -7,14 +7,18 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.distributions import Distribution, kl_divergence
 
+from . import likelihoods
 from .networks import decoder, encoder_body, glorot_init, init_output_bias
 
 # Keys of the `model` section every family reads.
 SHARED_SETTINGS = ("hidden", "init")
+# Keys every family reads that came after runs were finished, with the value that builds what
+# was built before them: part of a run's identity (config.run_values) only when set otherwise.
+# decoder_hidden: the decoder's hidden sizes from the code outwards ([] = the mirror of hidden).
+SHARED_DEFAULTS = {"decoder_hidden": [], "likelihood": likelihoods.DEFAULT}
 
 # Rows per call when a whole data set is embedded (clustering, k-NN, density fits).
 EMBED_BATCH = 1000
@@ -46,6 +50,9 @@ class LatentVariableModel(nn.Module, metaclass=abc.ABCMeta):
     has_kl: bool = True
     # The AE's ex-post density study (figures/density.py) applies to this family.
     ex_post_density: bool = False
+    # M2 (semi-supervised, models/m2.py) may use this family's posterior, prior and KL for its
+    # continuous latent: a fixed prior and no before-training step.
+    semi_supervised: bool = False
     # Summary: the family others are measured against, and whether this one is (S-VAE vs N-VAE).
     baseline: bool = False
     compare_to_baseline: bool = False
@@ -73,28 +80,43 @@ class LatentVariableModel(nn.Module, metaclass=abc.ABCMeta):
     def from_config(cls, latent_dim: int, input_dim: int, n_classes: int,
                     model_cfg: dict) -> LatentVariableModel:
         """The untrained model of a run (the `model` section of params.yaml)."""
-        return cls(input_dim=input_dim, latent_dim=latent_dim, hidden=model_cfg["hidden"])
+        return cls(input_dim=input_dim, latent_dim=latent_dim, hidden=model_cfg["hidden"],
+                   **cls.shared_kwargs(model_cfg))
 
     @classmethod
     def setting(cls, model_cfg: dict, key: str) -> Any:
         """One of the family's ``settings`` from a model section (its default when absent)."""
         return model_cfg.get(key, cls.settings[key])
 
-    def __init__(self, input_dim: int, latent_dim: int, hidden: list[int]):
+    @staticmethod
+    def shared_kwargs(model_cfg: dict) -> dict[str, Any]:
+        """The SHARED_DEFAULTS keys of a model section as constructor arguments (defaults when absent)."""
+        return {k: model_cfg.get(k, default) for k, default in SHARED_DEFAULTS.items()}
+
+    def __init__(self, input_dim: int, latent_dim: int, hidden: list[int],
+                 decoder_hidden: list[int] | None = None, likelihood: str = likelihoods.DEFAULT):
         super().__init__()
         self.input_dim = int(input_dim)
         self.latent_dim = int(latent_dim)
         self.hidden = [int(h) for h in hidden]
+        self.decoder_hidden = [int(h) for h in decoder_hidden or ()]
+        self.likelihood = likelihoods.get(likelihood)
         self.code_dim = self.code_dim_for(self.latent_dim)
         self.body = encoder_body(self.input_dim, self.hidden)
-        self.decoder = decoder(self.code_dim, self.hidden, self.input_dim)
+        self.decoder = decoder(self.code_dim, self.hidden, self.input_dim, self.decoder_hidden)
+        self.likelihood.add_parameters(self)
 
     # Constructor arguments, stored in checkpoints so that load_model can rebuild the module.
+    # The SHARED_DEFAULTS only where set otherwise: a default model's checkpoint is as before.
     def init_kwargs(self) -> dict[str, Any]:
-        return {"input_dim": self.input_dim, "latent_dim": self.latent_dim, "hidden": self.hidden}
+        kwargs = {"input_dim": self.input_dim, "latent_dim": self.latent_dim, "hidden": self.hidden}
+        own = {"decoder_hidden": self.decoder_hidden, "likelihood": self.likelihood.name}
+        kwargs.update({k: v for k, v in own.items() if v != SHARED_DEFAULTS[k]})
+        return kwargs
 
-    def init_output_bias(self, pixel_mean: torch.Tensor) -> None:
-        init_output_bias(self.decoder, pixel_mean)
+    def init_output_bias(self, data_mean: torch.Tensor) -> None:
+        """Start the decoder at the output that predicts the training mean."""
+        init_output_bias(self.decoder, self.likelihood.output_bias(data_mean))
 
     def initialise(self, init: str, pixel_mean: torch.Tensor) -> None:
         """model.init: "torch" keeps torch's layer defaults and starts the decoder at the pixel
@@ -150,11 +172,9 @@ class LatentVariableModel(nn.Module, metaclass=abc.ABCMeta):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return self.decoder(z)
 
-    def reconstruction(self, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """-log p(x|z) in nats, summed over pixels (logits broadcast over sample dimensions)."""
-        return F.binary_cross_entropy_with_logits(
-            logits, x.expand_as(logits), reduction="none"
-        ).sum(-1)
+    def reconstruction(self, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """-log p(x|z) in nats, summed over pixels (decoder outputs broadcast over sample dimensions)."""
+        return -self.likelihood.log_prob(self, out, x)
 
     def prior_log_prob(self, z: torch.Tensor) -> torch.Tensor:
         """log p(z). With seeds stacked (training/stack.py) a learned prior has batch_shape (G,)

@@ -45,12 +45,13 @@ class GaussianPosteriorMixin:
 
 class NVAE(GaussianPosteriorMixin, LatentVariableModel):
     name = "nvae"
+    semi_supervised = True
     baseline = True
     label, color, marker, linestyle = "N-VAE", "#000000", "o", "-"
     prior_contour_label = "prior N(0, I), 2σ contour"
 
-    def __init__(self, input_dim: int, latent_dim: int, hidden: list[int]):
-        super().__init__(input_dim, latent_dim, hidden)
+    def __init__(self, input_dim: int, latent_dim: int, hidden: list[int], **shared):
+        super().__init__(input_dim, latent_dim, hidden, **shared)
         self._build_gaussian_head()
 
     def prior(self) -> Distribution:

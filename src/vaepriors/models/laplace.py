@@ -21,11 +21,12 @@ LOG_SCALE_MIN, LOG_SCALE_MAX = 0.5 * LOGVAR_MIN, 0.5 * LOGVAR_MAX
 
 class LaplaceVAE(LatentVariableModel):
     name = "lvae"
+    semi_supervised = True
     compare_to_baseline = True  # an alternative to the Gaussian: the summary gives its gap to the N-VAE
     label, color, marker, linestyle = "Laplace-VAE", "#AA3377", "<", (0, (3, 1, 1, 1, 1, 1))
 
-    def __init__(self, input_dim: int, latent_dim: int, hidden: list[int]):
-        super().__init__(input_dim, latent_dim, hidden)
+    def __init__(self, input_dim: int, latent_dim: int, hidden: list[int], **shared):
+        super().__init__(input_dim, latent_dim, hidden, **shared)
         self.head = nn.Linear(self.hidden[-1], 2 * self.code_dim)  # location and log-scale
 
     def posterior(self, x: torch.Tensor) -> Distribution:

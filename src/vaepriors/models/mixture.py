@@ -30,12 +30,13 @@ class GMMVAE(GaussianPosteriorMixin, LatentVariableModel):
     @classmethod
     def from_config(cls, latent_dim: int, input_dim: int, n_classes: int, model_cfg: dict) -> GMMVAE:
         model = cls(input_dim=input_dim, latent_dim=latent_dim, hidden=model_cfg["hidden"],
-                    n_components=cls.setting(model_cfg, "gmm_components") or n_classes)
+                    n_components=cls.setting(model_cfg, "gmm_components") or n_classes,
+                    **cls.shared_kwargs(model_cfg))
         model.pretrain_epochs = int(cls.setting(model_cfg, "gmm_pretrain_epochs"))
         return model
 
-    def __init__(self, input_dim: int, latent_dim: int, hidden: list[int], n_components: int):
-        super().__init__(input_dim, latent_dim, hidden)
+    def __init__(self, input_dim: int, latent_dim: int, hidden: list[int], n_components: int, **shared):
+        super().__init__(input_dim, latent_dim, hidden, **shared)
         self._build_gaussian_head()
         self.n_components = int(n_components)
         k, d = self.n_components, self.code_dim

@@ -21,17 +21,19 @@ def encoder_body(input_dim: int, hidden: list[int]) -> nn.Sequential:
     return mlp([input_dim, *hidden], final_activation=True)
 
 
-def decoder(code_dim: int, hidden: list[int], input_dim: int) -> nn.Sequential:
-    """The mirror of the encoder; returns Bernoulli logits."""
-    return mlp([code_dim, *reversed(hidden), input_dim], final_activation=False)
+def decoder(code_dim: int, hidden: list[int], input_dim: int,
+            decoder_hidden: list[int] | None = None) -> nn.Sequential:
+    """code -> decoder_hidden -> input (ReLU between); without decoder_hidden, the mirror of the
+    encoder's hidden sizes. Returns what the likelihood reads (Bernoulli logits, Gaussian means)."""
+    sizes = list(decoder_hidden) if decoder_hidden else list(reversed(hidden))
+    return mlp([code_dim, *sizes, input_dim], final_activation=False)
 
 
 @torch.no_grad()
-def init_output_bias(dec: nn.Sequential, pixel_mean: torch.Tensor, eps: float = 1e-3) -> None:
-    """Start the decoder at the logits of the training pixel means (Burda et al. 2015): the first
-    epochs then learn structure instead of the average image."""
-    p = pixel_mean.clamp(eps, 1 - eps).to(dec[-1].bias)
-    dec[-1].bias.copy_(torch.log(p) - torch.log1p(-p))
+def init_output_bias(dec: nn.Sequential, bias: torch.Tensor) -> None:
+    """Start the decoder at the output that predicts the training mean (Burda et al. 2015: the
+    logits of the pixel means): the first epochs then learn structure instead of the average."""
+    dec[-1].bias.copy_(bias.to(dec[-1].bias))
 
 
 @torch.no_grad()

@@ -16,12 +16,13 @@ from .spherical import direction_and_concentration
 
 class PSVAE(LatentVariableModel):
     name = "psvae"
+    semi_supervised = True
     sphere = True  # S^d in R^(d+1), as the S-VAE
     compare_to_baseline = True  # an alternative to the Gaussian: the summary gives its gap to the N-VAE
     label, color, marker, linestyle = "PS-VAE", "#228833", "P", (0, (5, 1))
 
-    def __init__(self, input_dim: int, latent_dim: int, hidden: list[int]):
-        super().__init__(input_dim, latent_dim, hidden)
+    def __init__(self, input_dim: int, latent_dim: int, hidden: list[int], **shared):
+        super().__init__(input_dim, latent_dim, hidden, **shared)
         # the S-VAE's head: direction (code_dim outputs) and concentration (the last one)
         self.head = nn.Linear(self.hidden[-1], self.code_dim + 1)
 

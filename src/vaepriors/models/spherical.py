@@ -57,6 +57,7 @@ def direction_and_concentration(raw: torch.Tensor) -> tuple[torch.Tensor, torch.
 
 class SVAE(LatentVariableModel):
     name = "svae"
+    semi_supervised = True
     sphere = True  # S^d in R^(d+1), as Davidson et al. (2018)
     compare_to_baseline = True
     label, color, marker, linestyle = "S-VAE", "#004488", "s", "--"
@@ -65,10 +66,11 @@ class SVAE(LatentVariableModel):
     @classmethod
     def from_config(cls, latent_dim: int, input_dim: int, n_classes: int, model_cfg: dict) -> SVAE:
         return cls(input_dim=input_dim, latent_dim=latent_dim, hidden=model_cfg["hidden"],
-                   gradient=cls.setting(model_cfg, "vmf_gradient"))
+                   gradient=cls.setting(model_cfg, "vmf_gradient"), **cls.shared_kwargs(model_cfg))
 
-    def __init__(self, input_dim: int, latent_dim: int, hidden: list[int], gradient: str = "implicit"):
-        super().__init__(input_dim, latent_dim, hidden)
+    def __init__(self, input_dim: int, latent_dim: int, hidden: list[int], gradient: str = "implicit",
+                 **shared):
+        super().__init__(input_dim, latent_dim, hidden, **shared)
         self.gradient = gradient
         # One layer gives the direction (code_dim outputs) and the concentration (the last one),
         # as the N-VAE's one head gives mean and log-variance: one GEMM and one parameter pair

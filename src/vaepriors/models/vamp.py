@@ -4,7 +4,8 @@ the posteriors of K learned pseudo-inputs u_k, p(z) = (1/K) sum_k q(z | u_k).
 The prior is rebuilt from the current encoder whenever it is asked for, so the encoder and the
 pseudo-inputs both learn through it. Its log-density is exact (a log-sum-exp over the components);
 the KL to it has no closed form and is the one-sample Monte Carlo estimate of the base class.
-The pseudo-inputs are images in [0, 1]: u_k = sigmoid(a_k), started from training images.
+The pseudo-inputs are points of the data space, started from training examples: for images
+in [0, 1] u_k = sigmoid(a_k), for continuous data u_k = a_k (the likelihood's to_input).
 """
 
 from __future__ import annotations
@@ -36,10 +37,12 @@ class VampVAE(GaussianPosteriorMixin, LatentVariableModel):
     @classmethod
     def from_config(cls, latent_dim: int, input_dim: int, n_classes: int, model_cfg: dict) -> VampVAE:
         return cls(input_dim=input_dim, latent_dim=latent_dim, hidden=model_cfg["hidden"],
-                   n_pseudo_inputs=cls.setting(model_cfg, "vamp_components"))
+                   n_pseudo_inputs=cls.setting(model_cfg, "vamp_components"),
+                   **cls.shared_kwargs(model_cfg))
 
-    def __init__(self, input_dim: int, latent_dim: int, hidden: list[int], n_pseudo_inputs: int):
-        super().__init__(input_dim, latent_dim, hidden)
+    def __init__(self, input_dim: int, latent_dim: int, hidden: list[int], n_pseudo_inputs: int,
+                 **shared):
+        super().__init__(input_dim, latent_dim, hidden, **shared)
         self._build_gaussian_head()
         self.n_pseudo_inputs = int(n_pseudo_inputs)
         # grey images 0.5 until before_training puts training images there (no random draw, so the
@@ -50,7 +53,7 @@ class VampVAE(GaussianPosteriorMixin, LatentVariableModel):
         return {**super().init_kwargs(), "n_pseudo_inputs": self.n_pseudo_inputs}
 
     def pseudo_inputs(self) -> torch.Tensor:
-        return torch.sigmoid(self.pseudo_logits)
+        return self.likelihood.to_input(self.pseudo_logits)
 
     def prior(self) -> Distribution:
         components = self.posterior(self.pseudo_inputs()).base_dist
@@ -63,8 +66,7 @@ class VampVAE(GaussianPosteriorMixin, LatentVariableModel):
         g = torch.Generator().manual_seed(seed)
         n, k = len(x_train), self.n_pseudo_inputs
         index = torch.randperm(n, generator=g)[:k] if k <= n else torch.randint(n, (k,), generator=g)
-        images = x_train[index].clamp(PSEUDO_INPUT_EPS, 1 - PSEUDO_INPUT_EPS)
-        self.pseudo_logits.copy_(torch.logit(images).to(self.pseudo_logits))
+        self.pseudo_logits.copy_(self.likelihood.from_input(x_train[index], PSEUDO_INPUT_EPS).to(self.pseudo_logits))
 
     def before_training(self, setup) -> None:
         # its own generator: the seed's data generator (binarisations, batch order) is untouched

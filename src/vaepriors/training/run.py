@@ -59,6 +59,7 @@ def train_group(
     for seed in seeds:
         torch.manual_seed(seed)  # network initialisation
         model = model_for(model_name, latent_dim, data.x_train.shape[1], n_classes, model_cfg)
+        data.check_likelihood(model)
         model.initialise(model_cfg.get("init", "torch"), data.x_train.mean(0))
         models.append(model)
     run_config = {"dataset": dataset, "model": model_name, "latent_dim": latent_dim,

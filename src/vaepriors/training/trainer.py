@@ -73,16 +73,35 @@ def kl_weight(epoch: int, warmup_epochs: int) -> float:
 
 @dataclass
 class TrainData:
-    """The splits a run needs, as float tensors in [0, 1] (train: grey levels, val: binarised)."""
+    """The splits a run needs, as float tensors: images in [0, 1] (train: grey levels, binarised
+    afresh each epoch; val: binarised), or continuous points (``binary`` False) used as they are."""
 
     x_train: torch.Tensor
     xb_val: torch.Tensor
+    binary: bool = True
 
     @classmethod
     def from_arrays(cls, arrays: dict) -> TrainData:
-        x = torch.from_numpy(np.asarray(arrays["x_train"])).float().div_(255.0)
+        from ..data.continuous import is_continuous
+
+        x = torch.from_numpy(np.asarray(arrays["x_train"])).float()
         xb_val = torch.from_numpy(np.asarray(arrays["xb_val"])).float()
-        return cls(x, xb_val)
+        if is_continuous(arrays):
+            return cls(x, xb_val, binary=False)
+        return cls(x.div_(255.0), xb_val)
+
+    def check_likelihood(self, model: LatentVariableModel) -> None:
+        """Binary draws need the Bernoulli likelihood, continuous points a density on R^D."""
+        if model.likelihood.binary != self.binary:
+            kind = "binarised images" if self.binary else "continuous points"
+            raise ValueError(f"model.likelihood: {model.likelihood.name!r} does not fit {kind}; "
+                             f"set model.likelihood to {'bernoulli' if self.binary else 'gaussian'}")
+
+    def epoch(self, generator: torch.Generator, stacked: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """An epoch's observation of the training set and its batch order, from ``generator``."""
+        if not self.binary:
+            return self.x_train, torch.randperm(len(self.x_train), generator=generator)
+        return (draw_epoch_bool if stacked else draw_epoch)(self.x_train, generator)
 
 
 def make_optimizer(params, lr: float) -> torch.optim.Optimizer:
@@ -161,7 +180,7 @@ class SeedSetup:
 
     def epoch_batches(self) -> tuple[torch.Tensor, torch.Tensor]:
         """A fresh binarisation and a permutation, both from the seed's data generator."""
-        return draw_epoch(self.data.x_train, self.generator)
+        return self.data.epoch(self.generator)
 
     @flush_denormals()
     def pretrain(self, loss_fn, epochs: int) -> None:
@@ -340,8 +359,7 @@ class Trainer:
         beta = kl_weight(self.epoch, self.cfg["warmup_epochs"])
         bs = self.cfg["batch_size"]
         # one seed: a float copy of the set, as it is fed; several: one byte per pixel and seed
-        draw = draw_epoch if len(self.active) == 1 else draw_epoch_bool
-        draws = [draw(self.data.x_train, self.generators[i]) for i in self.active]
+        draws = [self.data.epoch(self.generators[i], stacked=len(self.active) > 1) for i in self.active]
         n = len(self.data.x_train)
         totals = [dict.fromkeys(TERMS, 0.0) for _ in self.active]
         rngs = [self.noise[i] for i in self.active]
