@@ -90,8 +90,10 @@ class LatentVariableModel(nn.Module, metaclass=abc.ABCMeta):
 
     @staticmethod
     def shared_kwargs(model_cfg: dict) -> dict[str, Any]:
-        """The SHARED_DEFAULTS keys of a model section as constructor arguments (defaults when absent)."""
-        return {k: model_cfg.get(k, default) for k, default in SHARED_DEFAULTS.items()}
+        """The SHARED_DEFAULTS keys of a model section that differ from their defaults, as
+        constructor arguments (a family that predates a key still builds at its default)."""
+        return {k: model_cfg[k] for k, default in SHARED_DEFAULTS.items()
+                if k in model_cfg and model_cfg[k] != default}
 
     def __init__(self, input_dim: int, latent_dim: int, hidden: list[int],
                  decoder_hidden: list[int] | None = None, likelihood: str = likelihoods.DEFAULT):
