@@ -69,15 +69,23 @@ def runs(config: Mapping) -> list[dict]:
 
     ss = section(config)
     out = []
-    grid_m1 = [m for m in ss.get("m1_models", []) if m in config["models"]]
-    for ds in [d for d in ss.get("datasets", []) if d in config["datasets"]]:
+    # with the grid's keys (the rules), only its runs; without them (the table script), all
+    def on_grid(key, values):
+        return [v for v in values if key not in config or v in config[key]]
+
+    def m1_dims(m1):
+        return ss["m1_dims"] if "latent_dims" not in config else \
+            [d for d in ss["m1_dims"] if d in dims_of(config, m1)]
+
+    grid_m1 = on_grid("models", ss.get("m1_models", []))
+    for ds in on_grid("datasets", ss.get("datasets", [])):
         for labels in ss["labels"]:
             for seed in config["seeds"]:
                 for m2 in ss["pixel_models"]:
                     out.append({"dataset": ds, "m1": None, "dim": None, "m2": m2, "labels": labels,
                                 "seed": seed})
                 for m1 in grid_m1:
-                    for dim in [d for d in ss["m1_dims"] if d in dims_of(config, m1)]:
+                    for dim in m1_dims(m1):
                         for m2 in ss["m2_models"]:
                             out.append({"dataset": ds, "m1": m1, "dim": dim, "m2": m2,
                                         "labels": labels, "seed": seed})
