@@ -13,8 +13,16 @@ import sys
 import yaml
 
 from vaepriors import ablation
-from vaepriors.config import (REPO_ROOT, ConfigError, apply_overrides, check_paths, deep_merge,
-                              load_schema, load_yaml, validate)
+from vaepriors.config import (
+    REPO_ROOT,
+    ConfigError,
+    apply_overrides,
+    check_paths,
+    deep_merge,
+    load_schema,
+    load_yaml,
+    validate,
+)
 
 
 def main(argv=None) -> int:

@@ -6,8 +6,7 @@ import argparse
 import sys
 
 from vaepriors.cli import parse_script
-from vaepriors.evaluation.tables import (MetricsFileError, convergence_markdown, convergence_table,
-                                         read_metrics)
+from vaepriors.evaluation.tables import MetricsFileError, convergence_markdown, convergence_table, read_metrics
 from vaepriors.io import write_text
 
 

@@ -12,7 +12,7 @@ import torch
 
 from vaepriors.cli import family_name, parse_run_script
 from vaepriors.data.prepare import ProcessedDataError, load_processed
-from vaepriors.evaluation.loglik import decoder_kernel_name, importance_log_likelihood
+from vaepriors.evaluation.loglik import decoder_kernel_name, importance_log_likelihood, prepare_proposal
 from vaepriors.evaluation.tables import MetricsFileError, read_metrics
 from vaepriors.io import write_json
 from vaepriors.models import TorchFileError, load_model
@@ -30,7 +30,7 @@ def check(args, cfg: dict) -> dict:
     x_val = torch.from_numpy(arrays["xb_val"]).float()
     kernel = cfg["decoder_kernel"]
     # what the family sets up first, as in the evaluation (the AE: its proposal scale)
-    model.prepare_evaluation(x_val, cfg, args.seed, kernel)
+    prepare_proposal(model, x_val, cfg, args.seed, kernel)
     loglik = importance_log_likelihood(model, x_test, args.importance_samples, cfg["chunk_elements"],
                                        generator=torch.Generator().manual_seed(args.seed), kernel=kernel)
     return {**{k: run[k] for k in keys},

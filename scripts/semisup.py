@@ -5,8 +5,8 @@ One run:   scripts/semisup.py run --data D.npz --out R.json --dataset NAME --m2-
            --labels N --seed S [--m1 M1/model.pt] --threads T --m2_dim .. --hidden .. --epochs ..
            --patience .. --lr .. --batch_size .. --alpha ..   (the values the run uses)
 The table: scripts/semisup.py table --references workflow/references/semisup --out-csv T.csv
-           --out-md T.md --out-png F.png --seeds S ... ${semi_supervised}   (reads every run the
-           section names, for the grid's seeds)"""
+           --out-md T.md --out-png F.png --runs R.json ...   (the runs semisup.runs names for
+           the configuration, as the rule's inputs; workflow/dvc/expand.py writes them for DVC)"""
 
 import argparse
 import logging
@@ -52,9 +52,9 @@ def table(argv) -> int:
     parser.add_argument("--out-csv", required=True)
     parser.add_argument("--out-md", required=True)
     parser.add_argument("--out-png", required=True)
-    parser.add_argument("--seeds", type=int, nargs="*", default=[], help="the grid's seeds")
-    args, section = parse_script(parser, argv, [semisup.SECTION])
-    paths = [r["path"] for r in semisup.runs({semisup.SECTION: section, "seeds": args.seeds})]
+    parser.add_argument("--runs", nargs="*", required=True, help="the run results (JSON)")
+    args, _ = parse_script(parser, argv)
+    paths = args.runs
     missing = [p for p in paths if not Path(p).is_file()]
     if missing:
         parser.exit(1, f"semisup: error: {len(missing)} run result(s) missing, e.g. {missing[0]}\n")

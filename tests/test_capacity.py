@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import MODEL_CFG, TINY_EVAL_CFG, TRAIN_CFG
 
 from vaepriors import decoder_sweep
 from vaepriors.config import REPO_ROOT
@@ -15,8 +16,6 @@ from vaepriors.data.prepare import prepare_dataset
 from vaepriors.evaluation.circle import circular_correlation, circular_rank_correlation, code_angles
 from vaepriors.evaluation.run import evaluate_run
 from vaepriors.training.run import train_run
-
-from conftest import MODEL_CFG, TINY_EVAL_CFG, TRAIN_CFG
 
 
 def test_circular_correlation():

@@ -13,8 +13,16 @@ from collections.abc import Iterator
 
 import pytest
 
-from vaepriors.config import (PATH_MARK, REPO_ROOT, ConfigError, check_paths, load_params,
-                              load_schema, load_yaml, validate)
+from vaepriors.config import (
+    PATH_MARK,
+    REPO_ROOT,
+    ConfigError,
+    check_paths,
+    load_params,
+    load_schema,
+    load_yaml,
+    validate,
+)
 
 WRONG_TYPE = {"integer": "seven", "number": "fast", "string": 5, "boolean": "yes", "array": "x",
               "object": 5}

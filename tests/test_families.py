@@ -162,7 +162,7 @@ def test_registered_family_is_accepted_by_the_configuration(sphere_copy, tmp_pat
 
 def test_a_spherical_family_is_clustered_spherically(eval_cfg, sphere_copy, processed_npz, clustered_arrays,
                                                      train_cfg, model_cfg, tmp_path):
-    from vaepriors.evaluation.clustering import clustering_scores, kmeans_labels
+    from vaepriors.evaluation.clustering import cluster_test_set, clustering_scores, kmeans_labels
     from vaepriors.evaluation.loglik import posterior_means
     from vaepriors.evaluation.run import evaluate_run
     from vaepriors.training.run import train_run
@@ -182,7 +182,7 @@ def test_a_spherical_family_is_clustered_spherically(eval_cfg, sphere_copy, proc
     z = posterior_means(model, x_test)
     # rescaled rows: spherical k-means must not notice, Euclidean k-means would
     z = z * np.random.default_rng(0).uniform(0.1, 10.0, (len(z), 1))
-    labels, method = model.cluster_codes(x_test, z, 5, eval_cfg["kmeans_n_init"], 0)
+    labels, method = cluster_test_set(model, x_test, z, 5, eval_cfg["kmeans_n_init"], 0)
     np.testing.assert_array_equal(labels, kmeans_labels(z, 5, eval_cfg["kmeans_n_init"], 0, spherical=True))
     expected = clustering_scores(clustered_arrays["y_test"],
                                  kmeans_labels(posterior_means(model, x_test), 5,

@@ -427,3 +427,29 @@ def test_glorot_initialisation_is_what_it_says(name):
     torch.testing.assert_close(default.decoder[-1].bias, torch.full((64,), math.log(0.2 / 0.8)))
     with pytest.raises(ValueError, match="model.init"):
         default.initialise("xavier", pixel_mean)
+
+
+@pytest.mark.parametrize("layer, allowed", [
+    ("distributions", {"distributions"}),
+    ("models", {"distributions", "models", "families", "io"}),
+])
+def test_dependencies_run_one_way(layer, allowed):
+    # a family declares what the evaluation does for it (sphere, assigns_clusters, tuned_proposal):
+    # the lower layers never import evaluation, training or figures
+    import ast
+
+    from vaepriors.config import REPO_ROOT
+
+    for path in sorted((REPO_ROOT / "src/vaepriors" / layer).glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                modules = [a.name.split(".") for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = ["vaepriors", layer][: 3 - node.level] if node.level else []
+                module = [*base, *(node.module.split(".") if node.module else [])]
+                modules = [module] if len(module) > 1 else [[*module, a.name] for a in node.names]
+            else:
+                continue
+            for module in modules:
+                if module[0] == "vaepriors":
+                    assert module[1] in allowed, f"{path.name}:{node.lineno} imports {'.'.join(module)}"

@@ -213,3 +213,30 @@ def test_shapes_expand_and_broadcast():
         PowerSpherical(torch.ones(3, 1), torch.ones(3))
     with pytest.raises(ValueError):
         PowerSpherical(loc, torch.tensor(-1.0), validate_args=True)
+
+
+def test_an_exact_zero_normal_draw_still_lands_on_the_sphere(monkeypatch):
+    # torch.randn is exactly 0 about once in 2e7 draws (6 in 1e8 at seed 0); on S^1 the tangent
+    # direction is one such draw, and dividing it by its norm gave 0/0: a NaN sample that stopped
+    # the circle study's evaluation. Every spherical sampler normalises through the same guard.
+    from vaepriors.distributions import vmf
+    from vaepriors.distributions.sphere import unit_rows
+
+    torch.manual_seed(0)
+    zeros = sum(int((torch.randn(10_000_000) == 0).sum()) for _ in range(10))
+    assert zeros > 0  # the event is real, not hypothetical
+
+    rows = unit_rows(torch.tensor([[0.0], [-2.0], [0.0]], dtype=torch.float64))
+    assert rows.flatten().tolist() == [1.0, -1.0, 1.0]
+    loc = unit(2, 0, torch.float32).expand(50, 2)
+    real_randn = torch.randn
+    monkeypatch.setattr(torch, "randn", lambda *a, **k: real_randn(*a, **k) * 0)
+    draws = {
+        "PowerSpherical": PowerSpherical(loc, torch.full((50,), 1.2e4)).rsample(),
+        "HypersphericalUniform": HypersphericalUniform(2, dtype=torch.float32).rsample((50,)),
+        "vMF tangent (torch)": vmf._Torch.normalize_rows(torch.randn(50, 1)),
+        "vMF tangent (host)": vmf._unit_tangent(50, 2, torch.float32, torch.device("cpu")),
+    }
+    for name, z in draws.items():
+        assert torch.isfinite(z).all(), name
+        assert torch.allclose(torch.linalg.vector_norm(z, dim=-1), torch.ones(50)), name

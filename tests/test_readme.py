@@ -24,7 +24,7 @@ import yaml
 
 from vaepriors.config import REPO_ROOT, ConfigError, coerce_overrides, load_params, load_schema, validate
 
-READMES = [REPO_ROOT / "README.md", REPO_ROOT / "benchmarks" / "README.md"]
+READMES = [REPO_ROOT / "README.md", REPO_ROOT / "docs" / "running.md", REPO_ROOT / "benchmarks" / "README.md"]
 BIN = Path(sys.executable).parent
 TIMEOUT = 300
 

@@ -14,8 +14,7 @@ import pytest
 import yaml
 
 from vaepriors import families
-from vaepriors.config import (REPO_ROOT, ConfigError, load_params, load_schema, parse_values,
-                              run_values, values_json)
+from vaepriors.config import REPO_ROOT, ConfigError, load_params, load_schema, parse_values, run_values, values_json
 from vaepriors.models.base import SHARED_SETTINGS
 
 

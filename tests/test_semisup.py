@@ -251,3 +251,34 @@ def test_table_puts_the_nearest_published_number_beside_each_cell_and_the_paragr
     assert "best M1 svae d 5 + M2 nvae d 5 at 96.00 ± 1.41 % (n = 2)" in text
     assert "M1 latent svae - nvae = +5.00 pp" in text
     assert "M1+M2 93.50 % against M2 alone 55.00 %" in text
+
+
+def test_a_grid_narrowed_by_config_narrows_the_table_to_the_runs_it_plans(tmp_path):
+    # models/latent_dims narrowed so that no M1 run of the section is on the grid: the table reads
+    # the pixel runs alone (it once demanded the M1 runs the grid no longer trains and failed)
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "1", "-n", "--forceall", "-p",
+                          "--configfile", "profiles/quick/params.yaml",
+                          "--config", "models=[nvae,svae,ae]", "latent_dims=[2]"],
+                         cwd=REPO_ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-3000:]
+    table = [ln for ln in out.stdout.splitlines() if "scripts/semisup.py table" in ln]
+    assert len(table) == 1
+    given = table[0].split(" --runs ")[1].split(" 2>")[0].split()
+    assert given and all("/pixels+" in p for p in given)
+
+    run = {"dataset": "digits", "labels": 100, "m1_model": None, "m1_dim": None, "m2_model": "nvae",
+           "m2_dim": 5, "seed": 0, "accuracy": 0.5, "epochs": 3, "values": {"epochs": 3},
+           "wall_seconds": 1.0, "meta": {"cpu": "test"}}
+    path = tmp_path / "s0.json"
+    path.write_text(json.dumps(run))
+    args = [sys.executable, "scripts/semisup.py", "table", "--out-csv", str(tmp_path / "t.csv"),
+            "--out-md", str(tmp_path / "t.md"), "--out-png", str(tmp_path / "t.png"), "--runs", str(path)]
+    done = subprocess.run(args, cwd=REPO_ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert pd.read_csv(tmp_path / "t.csv")["n"].tolist() == [1]
+    # a run named but not there is named in the message
+    done = subprocess.run([*args, str(tmp_path / "s1.json")], cwd=REPO_ROOT, capture_output=True, text=True)
+    assert done.returncode == 1 and "s1.json" in done.stderr

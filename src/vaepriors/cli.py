@@ -7,8 +7,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from .config import (ConfigError, parse_section, parse_sections, parse_values, run_values,
-                     section_from_flags)
+from .config import ConfigError, parse_section, parse_sections, parse_values, run_values, section_from_flags
 
 
 def family_name(name: str) -> str:

@@ -14,6 +14,7 @@ build, so the stage writes the rule's pattern instead and this wrapper expands i
 - an ARG holding several space-separated patterns expands them together, combination by
   combination ("a/{dataset}/x b/{dataset}/y" -> a/d1/x b/d1/y a/d2/x b/d2/y), for rules whose
   input list is built in a loop over datasets;
+- {semisup_runs} is every semi-supervised run result (vaepriors.semisup.runs, the rule's inputs);
 - other arguments pass through unchanged.
 
 The command then replaces this process (exec), so its exit status is the stage's.
@@ -33,6 +34,10 @@ FIELD = re.compile(r"\{(" + "|".join([*GRID, "max_dim"]) + r")\}")
 
 
 def expand_arg(arg: str, params: dict) -> list[str]:
+    if arg == "{semisup_runs}":
+        from vaepriors import semisup
+
+        return [run["path"] for run in semisup.runs(params)]
     if not FIELD.search(arg):
         return [arg]
     patterns = arg.split()

@@ -66,9 +66,6 @@ rule semisup_table:
         png=report(f"{SEMI.FIGURE}.png", caption="../report/semi_supervised.rst",
                    category="8 Semi-supervised", labels={"figure": "accuracy vs labels"}),
         pdf=f"{SEMI.FIGURE}.pdf",
-    params:
-        seeds=" ".join(map(str, config["seeds"])),
-        section=flags(SEMI.SECTION),
     log:
         "results/logs/semisup/table.log",
     conda:
@@ -79,4 +76,4 @@ rule semisup_table:
         runtime=10,
     shell:
         "python {input.script} table --references {input.references} --out-csv {output.csv}"
-        " --out-md {output.md} --out-png {output.png} --seeds {params.seeds} {params.section} 2> {log}"
+        " --out-md {output.md} --out-png {output.png} --runs {input.runs} 2> {log}"

@@ -25,7 +25,7 @@ from torch.distributions import Distribution, Gamma, constraints
 from torch.distributions.kl import register_kl
 
 from . import noise
-from .sphere import HypersphericalUniform, householder_vector, log_sphere_area, reflect, sphere
+from .sphere import HypersphericalUniform, householder_vector, log_sphere_area, reflect, sphere, unit_rows
 
 __all__ = ["PowerSpherical"]
 
@@ -110,9 +110,8 @@ class PowerSpherical(Distribution):
         g_a = Gamma(kappa + self._b, ones, validate_args=False).rsample(sample_shape)
         with torch.no_grad():  # G_b does not depend on the parameters
             g_b = Gamma(torch.full_like(ones, self._b), ones, validate_args=False).sample(sample_shape)
-            tangent = torch.randn(sample_shape + kappa.shape + (self._m - 1,), dtype=self.loc.dtype,
-                                  device=self.loc.device)
-            tangent = tangent / torch.linalg.vector_norm(tangent, dim=-1, keepdim=True)
+            tangent = unit_rows(torch.randn(sample_shape + kappa.shape + (self._m - 1,),
+                                            dtype=self.loc.dtype, device=self.loc.device))
         total = g_a + g_b
         t = (g_a - g_b) / total
         # sqrt(G_a) sqrt(G_b), not sqrt(G_a G_b): the product can underflow to 0 (a nan gradient)

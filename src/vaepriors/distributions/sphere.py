@@ -45,6 +45,14 @@ def _unit_vector(m, dtype, device):
     return e1
 
 
+def unit_rows(x):
+    """x divided by the norms of its rows (..., m). A row of zeros becomes e1, not 0/0: a normal
+    draw is exactly 0 about once in 2e7 (tests/test_power_spherical.py), and on S^1 a tangent
+    direction is a single such draw."""
+    norm = torch.linalg.vector_norm(x, dim=-1, keepdim=True)
+    return torch.where(norm > 0, x / norm, _unit_vector(x.shape[-1], x.dtype, x.device))
+
+
 def reflect(s, u, uu, z0):
     """(Q z0, u^T z0 / u^T u) for Q of householder_vector; z0 (..., m) broadcasts against u."""
     proj = (u * z0).sum(-1, keepdim=True) / uu
@@ -88,8 +96,7 @@ class HypersphericalUniform(Distribution):
 
     def rsample(self, sample_shape=()):
         shape = self._extended_shape(sample_shape)
-        z = torch.randn(shape, dtype=self.dtype, device=self.device)
-        return z / torch.linalg.vector_norm(z, dim=-1, keepdim=True)
+        return unit_rows(torch.randn(shape, dtype=self.dtype, device=self.device))
 
     def log_prob(self, value):
         if self._validate_args:

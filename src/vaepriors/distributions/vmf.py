@@ -35,7 +35,7 @@ from torch.distributions.kl import register_kl
 
 from . import noise
 from .bessel import _log_iv_and_ratio_values, log_iv_and_ratio
-from .sphere import HypersphericalUniform, sphere
+from .sphere import HypersphericalUniform, sphere, unit_rows
 from .sphere import constant as _constant
 from .sphere import householder_vector as _householder_vector
 from .sphere import log_sphere_area as _log_sphere_area
@@ -357,9 +357,7 @@ class _Torch:
             return 1 + torch.log1p(r * torch.expm1(-2 * kappa)) / kappa, r
         return _sample_w_wood(kappa, m)
 
-    @staticmethod
-    def normalize_rows(tangent):
-        return tangent / torch.linalg.vector_norm(tangent, dim=-1, keepdim=True)
+    normalize_rows = staticmethod(unit_rows)
 
     @staticmethod
     def place(ctx, loc, kappa, w, eps, tangent, m, mean):

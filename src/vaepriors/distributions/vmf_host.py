@@ -360,11 +360,15 @@ class SphereMap:
 
 @_jit
 def normalize_rows_(x):
-    """x (N, k) divided in place by its rows' Euclidean norms (summed in float64)."""
+    """x (N, k) divided in place by its rows' Euclidean norms (summed in float64); a row of zeros
+    becomes e1, as sphere.unit_rows."""
     for i in range(x.shape[0]):
         squares = 0.0
         for j in range(x.shape[1]):
             squares += float(x[i, j]) * x[i, j]
+        if squares == 0.0:
+            x[i, 0] = 1.0
+            continue
         inv = 1 / math.sqrt(squares)
         for j in range(x.shape[1]):
             x[i, j] = x[i, j] * inv

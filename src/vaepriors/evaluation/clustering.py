@@ -15,6 +15,7 @@ test pixels, and a Gaussian mixture on the first 10 principal components of the 
 from __future__ import annotations
 
 import numpy as np
+import torch
 from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
@@ -58,6 +59,20 @@ def kmeans_labels(
         norms = np.linalg.norm(codes, axis=1, keepdims=True)
         codes = codes / np.maximum(norms, np.finfo(np.float64).tiny)
     return KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit_predict(codes)
+
+
+def cluster_test_set(model, x: torch.Tensor, codes: np.ndarray, k: int, n_init: int,
+                     seed: int) -> tuple[np.ndarray, str]:
+    """Cluster labels of the test set (binary images x, their codes) and how they were made:
+    the family's own assignment where it has one, else k-means on the codes (spherical on the
+    sphere)."""
+    if model.assigns_clusters:
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            labels = torch.cat([model.cluster(x[i : i + 1000]) for i in range(0, len(x), 1000)]).numpy()
+        return labels, "mixture assignment argmax_k p(k|z), averaged over posterior samples"
+    labels = kmeans_labels(codes, k, n_init, seed, spherical=model.sphere)
+    return labels, ("spherical " if model.sphere else "") + f"k-means (n_init={n_init}) on posterior means"
 
 
 def pixel_kmeans(x_test: np.ndarray, k: int, seed: int, n_init: int = 10) -> np.ndarray:

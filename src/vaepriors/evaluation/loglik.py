@@ -24,6 +24,7 @@ the encoder runs once over all N points. Peak memory is a small multiple of one 
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -45,6 +46,8 @@ SAMPLE_BLOCK_ELEMENTS = 2**20
 # log-likelihoods while they are still in cache, instead of streaming a whole chunk through memory
 # once per elementwise pass; smaller blocks lose to GEMM edge effects (benchmarks/README.md).
 CPU_BLOCK_ELEMENTS = 2**20
+
+log = logging.getLogger(__name__)
 
 
 @contextmanager
@@ -381,6 +384,26 @@ def _set_proposal_scale(model: torch.nn.Module, scale: float) -> None:
     if isinstance(current, torch.Tensor):
         scale = torch.as_tensor(scale, dtype=current.dtype, device=current.device)
     model.proposal_scale = scale
+
+
+# The proposal scale is chosen on this many validation points with this many samples: a ranking
+# of a handful of candidates, not a reported number, so it need not cost a full evaluation.
+SCALE_POINTS = 1000
+SCALE_SAMPLES = 100
+
+
+def prepare_proposal(model: torch.nn.Module, x_val: torch.Tensor, cfg: dict, seed: int,
+                     kernel: str = "auto") -> dict:
+    """A family with a tuned proposal (the AE): its scale chosen on validation, before the test
+    log-likelihood uses it. Returns the metrics keys it adds ({} for the others)."""
+    if not model.tuned_proposal:
+        return {}
+    scale, scores = choose_ae_proposal_scale(
+        model, x_val[:SCALE_POINTS], cfg["ae_scale_grid"], min(cfg["importance_samples"], SCALE_SAMPLES),
+        cfg["chunk_elements"], generator=torch.Generator().manual_seed(seed), kernel=kernel)
+    log.info("%s proposal scale %.3g (validation scores %s)", model.name, scale, scores)
+    return {"ae_proposal": {"scale": scale, "validation_loglik": {str(k): v for k, v in scores.items()},
+                            "note": model.bound_note}}
 
 
 def choose_ae_proposal_scale(

@@ -13,15 +13,16 @@ from ..data.prepare import load_processed
 from ..models import load_model
 from ..threads import flush_denormals, limit_threads
 from ..training.trainer import TrainData
-from .clustering import clustering_scores, pca_gmm, pixel_kmeans
+from .clustering import cluster_test_set, clustering_scores, pca_gmm, pixel_kmeans
 from .knn import knn_accuracy
 from .loglik import (
     active_units,
     decoder_kernel_name,
     elbo_terms,
     importance_log_likelihood,
-    shared_sample_log_likelihood,
     posterior_means,
+    prepare_proposal,
+    shared_sample_log_likelihood,
 )
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ def evaluate_run(model_path: str | Path, data_path: str | Path, seed: int, cfg: 
     metrics: dict = {"meta": run_metadata(seed=seed, eval_seed=seed, model_path=str(model_path),
                                           data_path=str(data_path))}
     # what the family sets up first (the AE: its proposal scale, chosen on validation)
-    metrics.update(model.prepare_evaluation(x_val, cfg, seed, kernel))
+    metrics.update(prepare_proposal(model, x_val, cfg, seed, kernel))
 
     loglik = importance_log_likelihood(model, x_test, K, cfg["chunk_elements"],
                                        generator=torch.Generator().manual_seed(seed), progress=progress,
@@ -76,7 +77,7 @@ def evaluate_run(model_path: str | Path, data_path: str | Path, seed: int, cfg: 
     z_train = posterior_means(model, x_train)
     z_val = posterior_means(model, x_val)
     z_test = posterior_means(model, x_test)
-    y_pred, method = model.cluster_codes(x_test, z_test, n_classes, cfg["kmeans_n_init"], seed)
+    y_pred, method = cluster_test_set(model, x_test, z_test, n_classes, cfg["kmeans_n_init"], seed)
     metrics["clustering"] = {**clustering_scores(y_test, y_pred), "method": method, "k": n_classes,
                              "split": "test"}
 

@@ -26,12 +26,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.mixture import GaussianMixture
 from sklearn.neighbors import KernelDensity
 
+from ..models.autoencoder import choose_gmm
 from . import style
-
-GMM_REG_COVAR = 1e-5  # as the AE's own ex-post GMM
 
 
 # --- estimators -------------------------------------------------------------------------------------
@@ -88,20 +86,6 @@ def fit_kde(train: np.ndarray, val: np.ndarray, factors: list[float]) -> tuple[S
     return best[1], scores
 
 
-def fit_gmm(train: np.ndarray, val: np.ndarray, candidates: list[int], seed: int):
-    scores = {}
-    best = None
-    for k in candidates:
-        if k > len(train):
-            continue
-        gmm = GaussianMixture(k, covariance_type="full", random_state=seed, reg_covar=GMM_REG_COVAR)
-        gmm.fit(train)
-        scores[k] = float(gmm.score(val))
-        if best is None or scores[k] > scores[best[0]]:
-            best = (k, gmm)
-    return best[1], scores
-
-
 def study_sizes(sizes: list[int], n_train: int) -> list[int]:
     """Configured sizes (0 = all) clipped to the training set, unique, ascending."""
     return sorted({n_train if (s == 0 or s >= n_train) else int(s) for s in sizes})
@@ -139,7 +123,7 @@ def density_rows(model, arrays: dict, seed: int, sizes: list[int], candidates: l
     rows = []
     for n in study_sizes(sizes, len(z["train"])):
         sub = z["train"][np.random.default_rng([seed, n]).permutation(len(z["train"]))[:n]]
-        gmm, gscores = fit_gmm(sub, val, candidates, seed)
+        gmm, gscores = choose_gmm(sub, val, candidates, seed)
         kde, kscores = fit_kde(sub, val, kde_factors)
         for name, selection in (
             ("gmm", {"components": int(gmm.n_components), "val_scores": gscores}),

@@ -13,7 +13,6 @@ import logging
 
 import numpy as np
 import torch
-from sklearn.mixture import GaussianMixture
 from torch import nn
 from torch.distributions import Distribution, Independent, Normal
 
@@ -22,16 +21,30 @@ from .base import LatentVariableModel
 
 log = logging.getLogger(__name__)
 
-# The AE proposal scale is chosen on this many validation points with this many samples: a
-# ranking of a handful of candidates, not a reported number, so it need not cost a full evaluation.
-AE_SCALE_POINTS = 1000
-AE_SCALE_SAMPLES = 100
-
 AE_BOUND_NOTE = (
     "AE log-likelihood: importance sampling with the proposal N(enc(x), s^2 I) (s chosen on the "
     "validation split) and the ex-post GMM as p(z). Its expectation is a lower bound on the "
     "log-likelihood of the AE-plus-GMM generative model, so it is on the same axis as the VAE numbers."
 )
+
+
+def choose_gmm(train: np.ndarray, val: np.ndarray, candidates: list[int], seed: int):
+    """A full-covariance GMM per candidate K fitted on ``train``, the best on ``val`` kept.
+    Returns (that GaussianMixture, {K: mean validation log-density})."""
+    # imported here: the registry (the Snakefile, every script) imports this module, and
+    # scikit-learn's import costs seconds
+    from sklearn.mixture import GaussianMixture
+
+    scores: dict[int, float] = {}
+    best = None
+    for k in candidates:
+        if k > len(train):
+            continue
+        gmm = GaussianMixture(k, covariance_type="full", random_state=seed, reg_covar=1e-5).fit(train)
+        scores[k] = float(gmm.score(val))
+        if best is None or scores[k] > scores[best.n_components]:
+            best = gmm
+    return best, scores
 
 
 class AE(LatentVariableModel):
@@ -40,6 +53,8 @@ class AE(LatentVariableModel):
     evaluate_settings = ("ae_scale_grid",)
     has_kl = False
     ex_post_density = True
+    tuned_proposal = True
+    bound_note = AE_BOUND_NOTE
     label, color, marker, linestyle = "AE + ex-post GMM", "#DDAA33", "D", ":"
     prior_contour_label = "ex-post GMM components, 2σ (× = means)"
     loglik_note = ("The AE number is an importance-sampled lower bound on the log-likelihood of the "
@@ -88,35 +103,13 @@ class AE(LatentVariableModel):
         return {"ae_density": {"components": self.density_components,
                                "validation_log_density": {str(k): v for k, v in scores.items()}}}
 
-    def prepare_evaluation(self, x_val: torch.Tensor, cfg: dict, seed: int, kernel: str) -> dict:
-        """The proposal scale s, chosen on validation, before the test log-likelihood uses it."""
-        from ..evaluation.loglik import choose_ae_proposal_scale
-
-        scale, scores = choose_ae_proposal_scale(
-            self, x_val[:AE_SCALE_POINTS], cfg["ae_scale_grid"],
-            min(cfg["importance_samples"], AE_SCALE_SAMPLES), cfg["chunk_elements"],
-            generator=torch.Generator().manual_seed(seed), kernel=kernel)
-        log.info("AE proposal scale %.3g (validation scores %s)", scale, scores)
-        return {"ae_proposal": {"scale": scale, "validation_loglik": {str(k): v for k, v in scores.items()},
-                                "note": AE_BOUND_NOTE}}
-
     @torch.no_grad()
     def fit_density(
         self, codes_train: np.ndarray, codes_val: np.ndarray, candidates: list[int], seed: int
     ) -> dict[int, float]:
-        """Fit a full-covariance GMM per candidate K on training codes; keep the best on validation.
-        Returns the mean validation log-density of each candidate."""
-        scores: dict[int, float] = {}
-        best = None
-        for k in candidates:
-            if k > len(codes_train):
-                continue
-            gmm = GaussianMixture(k, covariance_type="full", random_state=seed, reg_covar=1e-5)
-            gmm.fit(codes_train)
-            scores[k] = float(gmm.score(codes_val))
-            if best is None or scores[k] > scores[best[0]]:
-                best = (k, gmm)
-        k, gmm = best
+        """The ex-post density: choose_gmm on the codes. Returns its validation scores."""
+        gmm, scores = choose_gmm(codes_train, codes_val, candidates, seed)
+        k = gmm.n_components
         ref = self.density_means
         as_t = lambda a: torch.as_tensor(np.asarray(a), dtype=ref.dtype, device=ref.device)
         self.density_components = k

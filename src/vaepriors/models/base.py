@@ -46,6 +46,13 @@ class LatentVariableModel(nn.Module, metaclass=abc.ABCMeta):
     # Codes on the unit sphere S^d in R^(d+1): ambient dimension d + 1, spherical k-means, and an
     # equal-area map of S^2 as the latent map at d = 2.
     sphere: bool = False
+    # What the evaluation does differently (evaluation/, which models never import): clustering by
+    # the family's own `cluster(x)` instead of k-means on the codes (a learned mixture prior), and
+    # a proposal width, the buffer `proposal_scale`, chosen on validation (a deterministic encoder),
+    # with what the resulting number bounds (`bound_note`, written beside it in the metrics).
+    assigns_clusters: bool = False
+    tuned_proposal: bool = False
+    bound_note: str = ""
     # False: no KL term (the "ELBO" is minus the reconstruction); training curves show rec only.
     has_kl: bool = True
     # The AE's ex-post density study (figures/density.py) applies to this family.
@@ -157,19 +164,6 @@ class LatentVariableModel(nn.Module, metaclass=abc.ABCMeta):
         """Called on the best weights before model.pt is written; returns extra config.json keys.
         ``x_train`` holds grey levels in [0, 1], ``xb_val`` the fixed binarisation."""
         return {}
-
-    def prepare_evaluation(self, x_val: torch.Tensor, cfg: dict, seed: int, kernel: str) -> dict:
-        """Called by the evaluation before the test log-likelihood; returns extra metrics keys."""
-        return {}
-
-    def cluster_codes(self, x: torch.Tensor, codes: np.ndarray, k: int, n_init: int,
-                      seed: int) -> tuple[np.ndarray, str]:
-        """Cluster labels of the test set (its binary images x and their codes) and how they were
-        made: k-means on the codes, spherical k-means for a family on the sphere."""
-        from ..evaluation.clustering import kmeans_labels
-
-        labels = kmeans_labels(codes, k, n_init, seed, spherical=self.sphere)
-        return labels, ("spherical " if self.sphere else "") + f"k-means (n_init={n_init}) on posterior means"
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return self.decoder(z)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from sklearn.mixture import GaussianMixture
 from torch import nn
 from torch.distributions import Distribution
 
@@ -24,6 +23,7 @@ class GMMVAE(GaussianPosteriorMixin, LatentVariableModel):
     name = "gmmvae"
     settings = {"gmm_components": 0, "gmm_pretrain_epochs": 0}
     analytic_kl = False  # KL(q || mixture) has no closed form: one-sample Monte Carlo, exact log-densities
+    assigns_clusters = True  # its own mixture: the component each image most probably came from
     label, color, marker, linestyle = "GMM-VAE", "#BB5566", "^", "-."
     prior_contour_label = "prior components, 2σ (× = means)"
 
@@ -58,6 +58,8 @@ class GMMVAE(GaussianPosteriorMixin, LatentVariableModel):
 
     @torch.no_grad()
     def initialise_prior(self, codes: np.ndarray, seed: int) -> None:
+        from sklearn.mixture import GaussianMixture  # here: seconds to import (see autoencoder.py)
+
         gmm = GaussianMixture(
             self.n_components, covariance_type="diag", random_state=seed, reg_covar=1e-4
         ).fit(codes)
@@ -72,14 +74,6 @@ class GMMVAE(GaussianPosteriorMixin, LatentVariableModel):
         setup.pretrain(self.pretrain_loss, self.pretrain_epochs)
         xb, _ = setup.epoch_batches()
         self.initialise_prior(self.embed_all(xb), seed=setup.seed)
-
-    def cluster_codes(self, x: torch.Tensor, codes: np.ndarray, k: int, n_init: int,
-                      seed: int) -> tuple[np.ndarray, str]:
-        """Its own mixture: the component each test image most probably came from."""
-        with torch.random.fork_rng():
-            torch.manual_seed(seed)
-            labels = torch.cat([self.cluster(x[i : i + 1000]) for i in range(0, len(x), 1000)]).numpy()
-        return labels, "mixture assignment argmax_k p(k|z), averaged over posterior samples"
 
     @torch.no_grad()
     def cluster(self, x: torch.Tensor, n_samples: int = 10) -> torch.Tensor:
