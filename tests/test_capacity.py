@@ -117,3 +117,22 @@ def test_rules_plan_the_studies_only_where_configured():
     out = subprocess.run([*snake, "--configfile", "profiles/quick/params.yaml"], cwd=REPO_ROOT,
                          capture_output=True, text=True)
     assert out.returncode == 0 and "sweep" not in out.stdout and "circle" not in out.stdout
+
+
+def test_the_default_target_and_the_summary_carry_the_studies_where_configured(tmp_path):
+    from vaepriors.figures.summary import build_summary
+
+    snake = [sys.executable, "-m", "snakemake", "-n", "--forceall", "--quiet", "rules", "--cores", "1"]
+    out = subprocess.run([*snake, "--configfile", "profiles/circle/params.yaml"], cwd=REPO_ROOT,
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-3000:]
+    counts = {ln.split()[0]: int(ln.split()[1]) for ln in out.stdout.splitlines()
+              if len(ln.split()) == 2 and ln.split()[1].isdigit()}
+    assert counts["circle_study"] == 1 and counts["decoder_sweep_table"] == 1 and counts["summary"] == 1
+
+    circle = tmp_path / "tables" / "circle.md"
+    circle.parent.mkdir()
+    circle.write_text("| family |\n|---|\n| svae |\n\nShortfall from the true log-density: svae 0.75.\n")
+    text = build_summary(tmp_path / "summary.md", figures=[], tables_md=[circle], paragraphs={})
+    section = text.split("## 14. Does a powerful decoder make the prior irrelevant?")[1]
+    assert "Shortfall from the true log-density: svae 0.75." in section

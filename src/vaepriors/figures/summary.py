@@ -296,6 +296,9 @@ SECTIONS = [
     ("convergence", "12. How far K is from converged", [], ["loglik_convergence"]),
     ("semisup", "13. Semi-supervised classification: M2 and M1+M2", ["semi_supervised"],
      ["semi_supervised"]),
+    # the tables end with their answer in words (evaluation/circle.py, decoder_sweep.py)
+    ("capacity", "14. Does a powerful decoder make the prior irrelevant?", ["circle_latents", "decoder_sweep"],
+     ["circle", "decoder_sweep"]),
 ]
 
 
@@ -314,6 +317,8 @@ FIGURE_NOTES = {
     "spherical_stability": "vMF and Power Spherical training steps: time against m, non-finite rows over (m, κ)",
     "ablation_curves": "validation ELBO by epoch per ablation variant, mean over seeds",
     "semi_supervised": "test accuracy against labelled examples per M1/M2 combination, published points overlaid",
+    "circle_latents": "test codes of the circle toy per family, coloured by the true angle",
+    "decoder_sweep": "test log-likelihood against decoder parameters per family, encoder fixed",
 }
 
 

@@ -99,6 +99,13 @@ def semisup_outputs(config: dict) -> list[str]:
     return semisup.outputs(config)
 
 
+def capacity_outputs(config: dict) -> list[str]:
+    """The circle toy's study and the decoder sweep, each where configured (vaepriors.decoder_sweep)."""
+    from .. import decoder_sweep
+
+    return decoder_sweep.targets(config)
+
+
 def has_latent_maps(config: dict) -> bool:
     return any(2 in dims_of(config, m) for m in config["models"])
 
@@ -121,7 +128,8 @@ def figure_targets(config: dict) -> list[str]:
         for kind in ("trained", "init", "gain"):
             targets += fig_pair(f"{FIG}/{ds}/weights_{kind}")
         targets += [f"{TABLES}/weights_{ds}.csv", f"{TABLES}/weights_{ds}.md"]
-    targets += semisup_outputs(config) + ablation_outputs(config) + convergence_outputs(config)
+    targets += (semisup_outputs(config) + ablation_outputs(config) + convergence_outputs(config)
+                + capacity_outputs(config))
     targets.append("results/summary.md")
     return targets
 
@@ -147,7 +155,7 @@ def summary_tables_md(config: dict) -> list[str]:
     tables += [p.replace(".csv", ".md")
                for p in summary_weights(config) + summary_density(config) + spherical_tables(config)]
     tables += [p for p in semisup_outputs(config) + ablation_outputs(config) + convergence_outputs(config)
-               if p.endswith(".md")]
+               + capacity_outputs(config) if p.endswith(".md")]
     return tables
 
 
