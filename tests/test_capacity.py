@@ -107,7 +107,8 @@ def test_tiny_circle_study_and_sweep_end_to_end(tmp_path):
 
 def test_rules_plan_the_studies_only_where_configured():
     snake = [sys.executable, "-m", "snakemake", "-n", "--forceall", "--quiet", "rules", "--cores", "1"]
-    out = subprocess.run([*snake, "capacity", "--configfile", "profiles/circle/params.yaml"],
+    out = subprocess.run([*snake, "capacity", "--configfile", "profiles/circle/params.yaml",
+                          "profiles/circle-sweep/params.yaml"],
                          cwd=REPO_ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-3000:]
     counts = {ln.split()[0]: int(ln.split()[1]) for ln in out.stdout.splitlines()
@@ -123,11 +124,15 @@ def test_the_default_target_and_the_summary_carry_the_studies_where_configured(t
     from vaepriors.figures.summary import build_summary
 
     snake = [sys.executable, "-m", "snakemake", "-n", "--forceall", "--quiet", "rules", "--cores", "1"]
-    out = subprocess.run([*snake, "--configfile", "profiles/circle/params.yaml"], cwd=REPO_ROOT,
-                         capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr[-3000:]
-    counts = {ln.split()[0]: int(ln.split()[1]) for ln in out.stdout.splitlines()
-              if len(ln.split()) == 2 and ln.split()[1].isdigit()}
+    def plan(*files):
+        out = subprocess.run([*snake, "--configfile", *files], cwd=REPO_ROOT, capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr[-3000:]
+        return {ln.split()[0]: int(ln.split()[1]) for ln in out.stdout.splitlines()
+                if len(ln.split()) == 2 and ln.split()[1].isdigit()}
+
+    counts = plan("profiles/circle/params.yaml")
+    assert counts["circle_study"] == 1 and counts["summary"] == 1 and "train_sweep" not in counts
+    counts = plan("profiles/circle/params.yaml", "profiles/circle-sweep/params.yaml")
     assert counts["circle_study"] == 1 and counts["decoder_sweep_table"] == 1 and counts["summary"] == 1
 
     circle = tmp_path / "tables" / "circle.md"
