@@ -9,36 +9,43 @@ from torch.distributions import Independent, Laplace, Normal
 from . import noise
 
 
-class DiagonalNormal(Independent):
-    """N(loc, diag(scale^2)) over the last dimension; torch's Independent(Normal) in every respect
-    (its registered KLs apply), except that rsample honours vaepriors.distributions.noise groups."""
+class _Factorised(Independent):
+    """base(loc, scale) over the last dimension; torch's Independent(base) in every respect (its
+    registered KLs apply), except that rsample honours noise groups: the base's own standard draw
+    (``_standard``), one group (the leading batch index) at a time, then placed (``_place``)."""
+
+    base = Normal
 
     def __init__(self, loc: torch.Tensor, scale: torch.Tensor, validate_args=None):
-        super().__init__(Normal(loc, scale, validate_args=validate_args), 1, validate_args=validate_args)
+        super().__init__(self.base(loc, scale, validate_args=validate_args), 1, validate_args=validate_args)
 
     def rsample(self, sample_shape=()):
         if not noise.active() or len(sample_shape):
             return super().rsample(torch.Size(sample_shape))
-        # Normal.rsample's standard-normal draw, one group (the leading batch index) at a time
-        base = self.base_dist
-        shape = base.loc.shape
-        eps = noise.grouped(lambda rows: torch.empty(shape[1:], dtype=base.loc.dtype,
-                                                     device=base.loc.device).normal_(), shape[0])
-        return base.loc + torch.stack(eps) * base.scale
+        loc = self.base_dist.loc
+        draws = noise.grouped(lambda rows: self._standard(loc.new_empty(loc.shape[1:])), loc.shape[0])
+        return self._place(torch.stack(draws))
 
 
-class DiagonalLaplace(Independent):
-    """Laplace(loc, scale) factorised over the last dimension; torch's Independent(Laplace) in every
-    respect (its registered KL applies), except that rsample honours noise groups."""
+class DiagonalNormal(_Factorised):
+    """N(loc, diag(scale^2)): Normal.rsample's standard-normal draw."""
 
-    def __init__(self, loc: torch.Tensor, scale: torch.Tensor, validate_args=None):
-        super().__init__(Laplace(loc, scale, validate_args=validate_args), 1, validate_args=validate_args)
+    base = Normal
 
-    def rsample(self, sample_shape=()):
-        if not noise.active() or len(sample_shape):
-            return super().rsample(torch.Size(sample_shape))
-        # Laplace.rsample's inverse CDF of a uniform on (eps - 1, 1), one group at a time
-        base = self.base_dist
-        shape, eps = base.loc.shape, torch.finfo(base.loc.dtype).eps
-        u = torch.stack(noise.grouped(lambda rows: base.loc.new(shape[1:]).uniform_(eps - 1, 1), shape[0]))
-        return base.loc - base.scale * u.sign() * torch.log1p(-u.abs())
+    def _standard(self, out):
+        return out.normal_()
+
+    def _place(self, eps):
+        return self.base_dist.loc + eps * self.base_dist.scale
+
+
+class DiagonalLaplace(_Factorised):
+    """Laplace(loc, scale) per coordinate: Laplace.rsample's inverse CDF of a uniform on (eps - 1, 1)."""
+
+    base = Laplace
+
+    def _standard(self, out):
+        return out.uniform_(torch.finfo(out.dtype).eps - 1, 1)
+
+    def _place(self, u):
+        return self.base_dist.loc - self.base_dist.scale * u.sign() * torch.log1p(-u.abs())
