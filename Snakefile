@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
 min_version("9.0")
 
@@ -25,7 +25,7 @@ if not getattr(workflow.deployment_settings, "deployment_method", None):
     os.environ.update(PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
-from vaepriors.config import ConfigError, apply_overrides, check_paths, load_schema  # noqa: E402
+from vaepriors.config import ConfigError, apply_overrides, check_paths, fill_defaults, load_schema  # noqa: E402
 from vaepriors.config import load_yaml  # noqa: E402
 from vaepriors.config import validate as validate_params  # noqa: E402
 
@@ -46,7 +46,7 @@ try:
     check_paths(config, load_schema(), where=where)
 except ConfigError as exc:
     raise WorkflowError(str(exc)) from None
-validate(config, "workflow/schemas/params.schema.yaml")  # fills in the schema's defaults
+fill_defaults(config, load_schema())
 
 # A GPU is checked where the jobs run: here, unless an executor (SLURM) sends them elsewhere.
 if config["train"]["device"] == "cuda" and workflow.local_exec:

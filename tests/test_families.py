@@ -52,6 +52,46 @@ LAPLACE_FAMILY = textwrap.dedent('''
 ''')
 
 
+# A Student-t posterior and prior whose degrees of freedom are a setting of the family: the class
+# declares it with its default and schema, and nothing outside this file names it.
+STUDENT_T_FAMILY = textwrap.dedent('''
+    import torch
+    from torch import nn
+    from torch.distributions import Independent, StudentT
+
+    from vaepriors.models.base import LatentVariableModel
+
+
+    class StudentTVAE(LatentVariableModel):
+        name = "tvae"
+        analytic_kl = False
+        settings = {"tvae_df": 5.0}
+        settings_schema = {"tvae_df": {"type": "number", "exclusiveMinimum": 1}}
+        label, color, marker, linestyle = "Student-t VAE", "#882255", "s", "--"
+
+        @classmethod
+        def from_config(cls, latent_dim, input_dim, n_classes, model_cfg):
+            return cls(input_dim, latent_dim, model_cfg["hidden"], df=cls.setting(model_cfg, "tvae_df"),
+                       **cls.shared_kwargs(model_cfg))
+
+        def __init__(self, input_dim, latent_dim, hidden, df=5.0, **shared):
+            super().__init__(input_dim, latent_dim, hidden, **shared)
+            self.df = float(df)
+            self.head = nn.Linear(self.hidden[-1], 2 * self.code_dim)
+
+        def init_kwargs(self):
+            return {**super().init_kwargs(), "df": self.df}
+
+        def posterior(self, x):
+            loc, log_scale = self.head(self.body(x)).chunk(2, dim=-1)
+            return Independent(StudentT(self.df, loc, log_scale.clamp(-6, 4).exp()), 1)
+
+        def prior(self):
+            zero = self._zeros(self.code_dim)
+            return Independent(StudentT(self.df, zero, torch.ones_like(zero)), 1)
+''')
+
+
 @pytest.fixture
 def plugin_env(tmp_path):
     """The environment of a pipeline with the Laplace family registered as a plugin."""
@@ -201,3 +241,68 @@ def test_every_family_describes_itself():
     assert [n for n in names if families.get(n).sphere] == ["svae", "psvae"]
     with pytest.raises(families.UnknownFamilyError, match="registered: nvae, svae, gmmvae, ae"):
         families.get("flow")
+
+
+def test_a_family_with_a_setting_is_one_module(processed_npz, train_cfg, model_cfg, eval_cfg, tmp_path,
+                                               monkeypatch):
+    """The Student-t family above, with nothing else edited: the schema takes its setting from the
+    class, the scripts build it with the configured degrees of freedom, evaluate and tabulate it,
+    and both engines plan its runs with the same values (the setting in its runs' identity only)."""
+    import importlib.util
+
+    from test_dvc import copy_project, dvc_stages, run_call, snakemake_jobs
+
+    from vaepriors.models import load_model
+
+    plugin = tmp_path / "plugin" / "tvae_family.py"
+    plugin.parent.mkdir()
+    plugin.write_text(STUDENT_T_FAMILY)
+    env = {**os.environ, families.PLUGIN_ENV: "tvae_family:StudentTVAE",
+           "PYTHONPATH": os.pathsep.join([str(SRC), str(plugin.parent)])}
+    spec = importlib.util.spec_from_file_location("tvae_family", plugin)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    families.register(module.StudentTVAE)
+    try:
+        schema = load_schema()["properties"]["model"]["properties"]
+        assert schema["tvae_df"] == {"type": "number", "exclusiveMinimum": 1}
+
+        # the scripts, the setting given as DVC gives it (a flag of the model section)
+        train_cfg["max_epochs"] = 2
+        run_dir = tmp_path / "results" / "models" / "synthetic" / "tvae" / "d2" / "s0"
+        done = run("scripts/train.py", "--data", str(processed_npz), "--out-dir", str(run_dir),
+                   "--dataset", "synthetic", "--model", "tvae", "--latent-dim", "2", "--seed", "0",
+                   "--no-progress", *to_flags(train_cfg).split(),
+                   *to_flags({**model_cfg, "tvae_df": 3.0}).split(), env=env)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert load_model(run_dir / "model.pt").df == 3.0
+        bad = run("scripts/train.py", "--data", str(processed_npz), "--out-dir", str(tmp_path / "bad"),
+                  "--dataset", "synthetic", "--model", "tvae", "--latent-dim", "2", "--seed", "0",
+                  *to_flags(train_cfg).split(), *to_flags({**model_cfg, "tvae_df": 0.5}).split(), env=env)
+        assert bad.returncode != 0 and "tvae_df" in bad.stderr
+        metrics = tmp_path / "results" / "metrics" / "synthetic" / "tvae" / "d2" / "s0.json"
+        done = run("scripts/evaluate.py", "--data", str(processed_npz), "--model", str(run_dir / "model.pt"),
+                   "--out", str(metrics), "--seed", "0", "--no-progress", *to_flags(eval_cfg).split(), env=env)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert np.isfinite(json.loads(metrics.read_text())["loglik"]["mean"])
+        tables = tmp_path / "results" / "tables"
+        done = run("scripts/aggregate.py", "--metrics", str(metrics), "--out-dir", str(tables), env=env)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert "tvae_mean" in pd.read_csv(tables / "loglik.csv").columns
+
+        # both engines' DAGs on the quick grid with the family and its setting in params.yaml
+        params = load_params(REPO_ROOT / "params.yaml", REPO_ROOT / "profiles" / "quick" / "params.yaml")
+        params.update(models=["nvae", "tvae"], latent_dims=[2], seeds=[0])
+        params["model"]["tvae_df"] = 3.0
+        root = copy_project(tmp_path / "repo", params)
+        (root / "src" / "tvae_family.py").write_text(STUDENT_T_FAMILY)  # the copy's PYTHONPATH
+        monkeypatch.setenv(families.PLUGIN_ENV, "tvae_family:StudentTVAE")
+        trains = {j["cmd"][j["cmd"].index("--model") + 1]: j for j in snakemake_jobs(root) if j["rule"] == "train"}
+        assert set(trains) == {"nvae", "tvae"}
+        values = {m: json.loads(j["cmd"][j["cmd"].index("--settings") + 1]) for m, j in trains.items()}
+        assert values["tvae"]["model"]["tvae_df"] == 3.0 and "tvae_df" not in values["nvae"]["model"]
+        stages = {s["name"]: s for s in dvc_stages(root)}
+        dvc_train = next(s for n, s in stages.items() if n.startswith("train@") and "-tvae-" in n)
+        assert run_call(dvc_train["cmd"], "train") == run_call(trains["tvae"]["cmd"], "train")
+    finally:
+        families.unregister("tvae")

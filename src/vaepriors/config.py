@@ -40,7 +40,37 @@ def load_schema(path: Path = SCHEMA_PATH) -> dict:
     with open(path) as fh:
         schema = yaml.safe_load(fh)
     _fill_family_enums(schema)
+    _add_family_settings(schema)
     return schema
+
+
+def fill_defaults(cfg: dict, schema: dict) -> dict:
+    """Set the schema's ``default`` of every key a mapping lacks, in place (what Snakemake's
+    validate does from the schema file, here from the loaded schema with the families' settings)."""
+    for key, sub in schema.get("properties", {}).items():
+        if key not in cfg and "default" in sub:
+            cfg[key] = copy.deepcopy(sub["default"])
+        if isinstance(cfg.get(key), dict):
+            fill_defaults(cfg[key], sub)
+    return cfg
+
+
+def _add_family_settings(schema: dict) -> None:
+    """A registered family's settings that the schema file does not name (a plugin's) join the
+    model section: their schema from the class (``settings_schema``), else the type of their
+    default. Not required: a configuration without one runs the family at its default."""
+    from . import families
+
+    model = schema.get("properties", {}).get("model", {}).get("properties")
+    if model is None:
+        return
+    types = ((bool, "boolean"), (int, "integer"), (float, "number"), (str, "string"), (list, "array"))
+    for name in families.names():
+        cls = families.get(name)
+        for key, default in cls.settings.items():
+            if key not in model:
+                model[key] = cls.settings_schema.get(key) or {
+                    "type": next(t for kind, t in types if isinstance(default, kind))}
 
 
 def _fill_family_enums(node: Any) -> None:
@@ -391,8 +421,8 @@ def run_values(cfg: Mapping, stage: str, family: str) -> dict[str, dict]:
 
     cls = families.get(family)
     if stage == "train":
-        model_keys = (*SHARED_SETTINGS, *cls.settings)
-        model = {k: cfg["model"][k] for k in model_keys}
+        model = {k: cfg["model"][k] for k in SHARED_SETTINGS}
+        model.update({k: copy.deepcopy(cfg["model"].get(k, default)) for k, default in cls.settings.items()})
         model.update({k: copy.deepcopy(cfg["model"][k]) for k, default in SHARED_DEFAULTS.items()
                       if cfg["model"].get(k, default) != default})
         return {"train": _without(cfg["train"], EXECUTION_KEYS["train"]), "model": model}
