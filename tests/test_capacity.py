@@ -141,3 +141,34 @@ def test_the_default_target_and_the_summary_carry_the_studies_where_configured(t
     text = build_summary(tmp_path / "summary.md", figures=[], tables_md=[circle], paragraphs={})
     section = text.split("## 14. Does a powerful decoder make the prior irrelevant?")[1]
     assert "Shortfall from the true log-density: svae 0.75." in section
+
+
+def test_the_image_studies_take_continuous_points_as_they_are(tmp_path):
+    # the circle profile's default target runs the sample-quality classifier and the AE density
+    # study: on points that are not grey levels they once divided by 255 and drew Bernoulli
+    # samples of negative numbers (RuntimeError: p_in >= 0 && p_in <= 1)
+    import torch
+
+    from vaepriors.data.prepare import load_processed
+    from vaepriors.figures import density, frechet
+    from vaepriors.training.run import train_run
+
+    data = tmp_path / "circle.npz"
+    prepare_dataset("circle", tmp_path / "raw", data, n_validation=300, max_train=500)
+    arrays = load_processed(data)
+    assert (np.asarray(arrays["x_train"]) < 0).any()
+    clf, info = frechet.train_classifier(arrays, [16], epochs=2)
+    assert info["test_accuracy"] > 1 / int(arrays["n_classes"])  # the mixture components are separable
+    reference = frechet.FeatureReference(clf, arrays, n=100)
+    assert np.isfinite(reference.floor)
+
+    train = {**TRAIN_CFG, "max_epochs": 1, "warmup_epochs": 1}
+    model_cfg = {**copy.deepcopy(MODEL_CFG), "likelihood": "gaussian"}
+    train_run(data, tmp_path / "ae", "circle", "ae", 2, 0, train, model_cfg, progress=False)
+    from vaepriors.models import load_model
+
+    model = load_model(tmp_path / "ae" / "model.pt")
+    z = torch.zeros(3, model.code_dim)
+    assert np.allclose(frechet.decode_means(model, z), model.decode(z).detach().double().numpy())
+    codes = density.ae_codes(model, arrays, seed=0)
+    assert np.isfinite(codes["train"]).all() and len(codes["train"]) == len(arrays["x_train"])

@@ -25,6 +25,13 @@ def is_continuous(arrays) -> bool:
     return bool(arrays.get("continuous", 0)) if hasattr(arrays, "get") else False
 
 
+def as_points(arrays, key: str, dtype=np.float32) -> np.ndarray:
+    """A split in the data space the models see: grey levels x / 255 of images, continuous points
+    as they are."""
+    x = np.asarray(arrays[key], dtype)
+    return x if is_continuous(arrays) else x / 255
+
+
 def _verified(name: str, arrays: dict, where: str) -> dict:
     from .prepare import PrepareError
 

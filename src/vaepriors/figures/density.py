@@ -29,6 +29,7 @@ import torch
 from sklearn.neighbors import KernelDensity
 
 from ..models.autoencoder import choose_gmm
+from ..training.trainer import TrainData
 from . import style
 
 
@@ -97,9 +98,10 @@ def codes(model, x: torch.Tensor, batch: int = 2000) -> np.ndarray:
 
 
 def ae_codes(model, arrays: dict, seed: int) -> dict[str, np.ndarray]:
-    """Training codes of the seeded binarisation used by train_run, and val/test codes."""
+    """Training codes of the seeded observation (binarisation) the evaluation fits the AE's density
+    on, and val/test codes."""
     gen = torch.Generator().manual_seed(seed)
-    x_train = torch.bernoulli(torch.from_numpy(np.asarray(arrays["x_train"])).float() / 255, generator=gen)
+    x_train = model.likelihood.observe(TrainData.from_arrays(arrays).x_train, gen)
     return {
         "train": codes(model, x_train),
         "val": codes(model, torch.from_numpy(np.asarray(arrays["xb_val"])).float()),

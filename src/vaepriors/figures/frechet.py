@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..data.continuous import as_points, is_continuous
 from ..io import atomic_path
 
 log = logging.getLogger(__name__)
@@ -110,16 +111,17 @@ def accuracy(clf: FeatureClassifier, x: np.ndarray, y: np.ndarray) -> float:
 
 def train_classifier(arrays: dict, hidden: list[int], epochs: int, seed: int = 0, lr: float = 1e-3,
                      batch_size: int = 64) -> tuple[FeatureClassifier, dict]:
-    """Train on x_train / 255 with Adam; keep the epoch with the best validation accuracy.
+    """Train on the training split in the models' data space (images: x / 255) with Adam; keep the
+    epoch with the best validation accuracy.
 
-    Half of each batch is a fresh Bernoulli draw of the images, so the features also respond
-    sensibly to binary-looking inputs; the other half stays grey."""
+    For images half of each batch is a fresh Bernoulli draw, so the features also respond sensibly
+    to binary-looking inputs; the other half stays grey."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    x = torch.from_numpy(np.asarray(arrays["x_train"])).float() / 255
+    x = torch.from_numpy(as_points(arrays, "x_train"))
     y = torch.from_numpy(np.asarray(arrays["y_train"])).long()
-    x_val = np.asarray(arrays["x_val"], np.float32) / 255
-    x_test = np.asarray(arrays["x_test"], np.float32) / 255
+    x_val, x_test = as_points(arrays, "x_val"), as_points(arrays, "x_test")
+    images = not is_continuous(arrays)
     clf = FeatureClassifier(x.shape[1], hidden, int(arrays["n_classes"]))
     opt = torch.optim.Adam(clf.parameters(), lr=lr)
     loss_fn = nn.CrossEntropyLoss()
@@ -131,8 +133,9 @@ def train_classifier(arrays: dict, hidden: list[int], epochs: int, seed: int = 0
         for s in range(0, len(x), batch_size):
             idx = perm[s : s + batch_size]
             xb = x[idx]
-            half = len(xb) // 2
-            xb = torch.cat([torch.bernoulli(xb[:half], generator=gen), xb[half:]])
+            if images:
+                half = len(xb) // 2
+                xb = torch.cat([torch.bernoulli(xb[:half], generator=gen), xb[half:]])
             loss = loss_fn(clf(xb), y[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -158,7 +161,8 @@ def train_classifier(arrays: dict, hidden: list[int], epochs: int, seed: int = 0
         "seed": seed,
         "history": history,
         "feature_layer": "last hidden layer after ReLU",
-        "input": "pixel intensities in [0, 1] (x / 255; generated: Bernoulli means)",
+        "input": ("pixel intensities in [0, 1] (x / 255; generated: Bernoulli means)" if images
+                  else "continuous points as they are (generated: the likelihood's means)"),
     }
     return clf, info
 
@@ -188,9 +192,9 @@ def load_classifier(path: str | Path) -> FeatureClassifier:
 
 @torch.no_grad()
 def decode_means(model, z: torch.Tensor, batch: int = 2000) -> np.ndarray:
-    """Bernoulli means sigmoid(decode(z)) as a float array (n, D)."""
+    """The likelihood's means of decode(z) (Bernoulli: sigmoid of the logits) as a float array (n, D)."""
     model.eval()
-    return torch.cat([torch.sigmoid(model.decode(z[s : s + batch]))
+    return torch.cat([model.likelihood.to_input(model.decode(z[s : s + batch]))
                       for s in range(0, len(z), batch)]).double().numpy()
 
 
@@ -208,8 +212,8 @@ class FeatureReference:
 
     def __init__(self, clf: FeatureClassifier, arrays: dict, n: int, seed: int = 0):
         self.clf = clf
-        x_test = np.asarray(arrays["x_test"], np.float64) / 255
-        x_train = np.asarray(arrays["x_train"], np.float64) / 255
+        x_test = as_points(arrays, "x_test", np.float64)
+        x_train = as_points(arrays, "x_train", np.float64)
         self.n = int(min(n, len(x_train)))
         self.moments = gaussian_moments(features_of(clf, x_test))
         # The floor: as many real (training) images as each generator contributes.
