@@ -31,3 +31,23 @@ def test_a_difference_is_reported(tmp_path):
     assert campaign.differences(reference, campaign.results(tmp_path)) == ["differs results/metrics/a.json"]
     metric.unlink()
     assert campaign.differences(reference, campaign.results(tmp_path)) == ["missing results/metrics/a.json"]
+
+
+def test_a_table_of_step_times_differs_only_in_its_results(tmp_path):
+    # the spherical study's step times differ from run to run (the DVC leg reported them as a
+    # difference); its non-finite counts must not
+    tables = tmp_path / "results/tables"
+    tables.mkdir(parents=True)
+    csv_path, md_path = tables / "spherical_stability.csv", tables / "spherical_stability.md"
+
+    def write(step_ms, non_finite):
+        csv_path.write_text(f"distribution,m,kappa,step_ms,non_finite\nvMF,3,1,{step_ms},{non_finite}\n")
+        md_path.write_text(f"| m | vMF ms | vMF non-finite |\n|---|---|---|\n| 3 | {step_ms} | {non_finite} |\n")
+
+    write(5.89, 0.0)
+    reference = campaign.results(tmp_path)
+    write(6.12, 0.0)
+    assert campaign.differences(reference, campaign.results(tmp_path)) == []
+    write(6.12, 0.5)
+    assert campaign.differences(reference, campaign.results(tmp_path)) == [
+        "differs results/tables/spherical_stability.csv"]
