@@ -31,7 +31,7 @@ def _mean_sampler(model, monkeypatch):
 
     def deterministic(inp):
         q = posterior(inp)
-        q.rsample = lambda sample_shape=torch.Size(): q.mean
+        q.rsample = lambda sample_shape=(): q.mean
         return q
 
     monkeypatch.setattr(model.latent, "posterior", deterministic)

@@ -64,21 +64,18 @@ def check(config: Mapping) -> None:
 
 
 def runs(config: Mapping) -> list[dict]:
-    """Every run of the section: {dataset, m1, dim, m2, labels, seed, path} (m1, dim None: pixels)."""
+    """Every run of the section on the configuration's grid (a grid narrowed by --config narrows
+    them): {dataset, m1, dim, m2, labels, seed, path} (m1, dim None: pixels)."""
     from .figures.targets import dims_of
 
     ss = section(config)
     out = []
-    # with the grid's keys (the rules), only its runs; without them (the table script), all
-    def on_grid(key, values):
-        return [v for v in values if key not in config or v in config[key]]
 
     def m1_dims(m1):
-        return ss["m1_dims"] if "latent_dims" not in config else \
-            [d for d in ss["m1_dims"] if d in dims_of(config, m1)]
+        return [d for d in ss["m1_dims"] if d in dims_of(config, m1)]
 
-    grid_m1 = on_grid("models", ss.get("m1_models", []))
-    for ds in on_grid("datasets", ss.get("datasets", [])):
+    grid_m1 = [m for m in ss.get("m1_models", []) if m in config["models"]]
+    for ds in [d for d in ss.get("datasets", []) if d in config["datasets"]]:
         for labels in ss["labels"]:
             for seed in config["seeds"]:
                 for m2 in ss["pixel_models"]:

@@ -14,7 +14,7 @@ class _Factorised(Independent):
     registered KLs apply), except that rsample honours noise groups: the base's own standard draw
     (``_standard``), one group (the leading batch index) at a time, then placed (``_place``)."""
 
-    base = Normal
+    base: type  # the torch distribution, set by each subclass
 
     def __init__(self, loc: torch.Tensor, scale: torch.Tensor, validate_args=None):
         super().__init__(self.base(loc, scale, validate_args=validate_args), 1, validate_args=validate_args)

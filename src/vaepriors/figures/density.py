@@ -32,7 +32,6 @@ from ..models.autoencoder import choose_gmm
 from ..training.trainer import TrainData
 from . import style
 
-
 # --- estimators -------------------------------------------------------------------------------------
 
 def kde_log_density(train: np.ndarray, query: np.ndarray, bandwidth: float,

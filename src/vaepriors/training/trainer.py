@@ -82,13 +82,11 @@ class TrainData:
 
     @classmethod
     def from_arrays(cls, arrays: dict) -> TrainData:
-        from ..data.continuous import is_continuous
+        from ..data.continuous import as_points, is_continuous
 
-        x = torch.from_numpy(np.asarray(arrays["x_train"])).float()
+        x = torch.from_numpy(as_points(arrays, "x_train"))
         xb_val = torch.from_numpy(np.asarray(arrays["xb_val"])).float()
-        if is_continuous(arrays):
-            return cls(x, xb_val, binary=False)
-        return cls(x.div_(255.0), xb_val)
+        return cls(x, xb_val, binary=not is_continuous(arrays))
 
     def check_likelihood(self, model: LatentVariableModel) -> None:
         """Binary draws need the Bernoulli likelihood, continuous points a density on R^D."""
