@@ -112,8 +112,8 @@ def load_data(n_train: int, n_test: int, seed: int = 0) -> tuple[torch.Tensor, t
 def ours_model(name: str, seed: int = 0):
     from vaepriors.training.run import model_for
     torch.manual_seed(seed)
-    # params.yaml's model section (10 mixture components, 500 pseudo-inputs)
-    return model_for(name, LATENT, D, 10, {"hidden": HIDDEN, "gmm_components": 0, "vamp_components": 500})
+    # the families' default settings (as params.yaml: 10 mixture components, 500 pseudo-inputs)
+    return model_for(name, LATENT, D, 10, {"hidden": HIDDEN})
 
 
 def cpu_model() -> str:

@@ -6,7 +6,7 @@ One run:   scripts/semisup.py run --data D.npz --out R.json --dataset NAME --m2-
            --patience .. --lr .. --batch_size .. --alpha ..   (the values the run uses)
 The table: scripts/semisup.py table --references workflow/references/semisup --out-csv T.csv
            --out-md T.md --out-png F.png --runs R.json ...   (the runs semisup.runs names for
-           the configuration, as the rule's inputs; workflow/dvc/expand.py writes them for DVC)"""
+           the configuration, as the rule's inputs)"""
 
 import argparse
 import logging

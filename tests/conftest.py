@@ -32,8 +32,6 @@ TRAIN_CFG = {
 MODEL_CFG = {
     "hidden": [32, 16],
     "init": "torch",
-    "vmf_gradient": "implicit",
-    "gmm_components": 0,
     "gmm_pretrain_epochs": 2,
     "ae_density_components": [1, 3],
     "vamp_components": 4,

@@ -1,8 +1,10 @@
-"""DVC runs the same pipeline as Snakemake (issue 6).
+"""DVC runs the same pipeline as Snakemake (issues 6 and 26): dvc.yaml is generated from the rules.
 
-Fast: for the default params.yaml and the quick profile, the jobs `snakemake -n --forceall` plans
-and the stages dvc.yaml declares have the same outputs, grouped the same way, and run the same
-command (script and flags) apart from Snakemake's `2> log`; `dvc plots show` renders offline.
+Fast: the committed dvc.yaml is what the generator writes for params.yaml; for the quick profile
+DVC reads one stage per job that `snakemake -n --forceall` plans, with the job's outputs and
+inputs, and the `plan` stage records each job's command as Snakemake would run it; a grid changed
+without writing dvc.yaml again is refused, leaving the recorded commands as they were; `dvc plots
+show` renders offline.
 
 Slow (end to end on a shrunk quick profile, in a temporary git repository holding a copy of the
 project): `dvc repro` completes, a second one runs nothing, adding a seed would run only the new
@@ -16,11 +18,9 @@ Snakemake run).
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import os
 import re
-import shlex
 import shutil
 import subprocess
 import sys
@@ -30,6 +30,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from vaepriors import dvcgen
 from vaepriors.config import REPO_ROOT, load_params
 
 BIN = Path(sys.executable).parent
@@ -52,14 +53,17 @@ def project_files() -> list[str]:
     return sorted({f for f in out.split("\0") if f and (REPO_ROOT / f).is_file()})
 
 
-def copy_project(dest: Path, params: dict) -> Path:
-    """A git repository under dest holding the project's files, params.yaml replaced by `params`."""
+def copy_project(dest: Path, params: dict, dvc_yaml: bool = True) -> Path:
+    """A git repository under dest holding the project's files, params.yaml replaced by `params`
+    (and dvc.yaml written for it)."""
     for rel in project_files():
         target = dest / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO_ROOT / rel, target)
     write_params(dest, params)
     sh(["git", "init", "-q"], dest)
+    if dvc_yaml:
+        sh([sys.executable, dvcgen.TOOL, "write"], dest)  # for this grid, as docs/running.md says
     return dest
 
 
@@ -94,66 +98,14 @@ def snakemake(*args: str, cwd: Path, **kw) -> str:
     return sh([sys.executable, "-m", "snakemake", "--nolock", *args], cwd, **kw)
 
 
-def load_expander(root: Path):
-    spec = importlib.util.spec_from_file_location("dvc_expand", root / "workflow/dvc/expand.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def snakemake_jobs(root: Path) -> list[dict]:
-    """Every job of `snakemake -n --forceall -p`: rule, outputs and shell command (no `2> log`)."""
-    text = snakemake("-n", "--forceall", "-p", "--cores", "1", cwd=root)
-    jobs, job = [], None
-    for line in text.splitlines():
-        head = re.match(r"^(?:local)?rule (\w+):$", line)
-        if head:
-            job = {"rule": head.group(1), "outputs": frozenset(), "cmd": None}
-            jobs.append(job)
-        elif job is not None and line.startswith("    output: "):
-            job["outputs"] = frozenset(line[len("    output: "):].split(", "))
-        elif job is not None and line.startswith("Shell command: "):
-            tokens = shlex.split(line[len("Shell command: "):])
-            if tokens[-2:-1] == ["2>"]:
-                tokens = tokens[:-2]
-            job["cmd"] = tokens
-    assert jobs, text[-3000:]
-    return [j for j in jobs if j["rule"] != "all"]
-
-
-def dvc_stages(root: Path) -> list[dict]:
-    """Every stage of dvc.yaml with params resolved: name, outputs and command as run."""
+def dvc_stages(root: Path) -> dict[str, dict]:
+    """Every stage of dvc.yaml as DVC reads it: name -> outputs and dependencies."""
     from dvc.repo import Repo
 
-    expander = load_expander(root)
-    params = yaml.safe_load((root / "params.yaml").read_text())
-    stages = []
     with Repo(str(root)) as repo:
-        for stage in repo.index.stages:
-            tokens = shlex.split(stage.cmd)
-            if tokens[1:2] == ["workflow/dvc/expand.py"]:  # the grid expansion the rule does
-                tokens = expander.expand_command(tokens[tokens.index("--") + 1:], params)
-            stages.append({"name": stage.name,
-                           "outputs": frozenset(str(o.def_path) for o in stage.outs),
-                           "cmd": tokens})
-    return stages
-
-
-def run_call(cmd: list[str], stage: str) -> tuple:
-    """(the script's own arguments, the run's values) of a per-run command, from --settings JSON
-    (Snakemake) or from the sections' flags (DVC). Threads are left out: Snakemake caps a job's
-    at --cores."""
-    from vaepriors.config import parse_sections, run_values
-
-    sections = ["train", "model"] if stage == "train" else ["evaluate"]
-    family = cmd[cmd.index("--model" if stage == "train" else "--family") + 1]
-    if "--settings" in cmd:
-        at = cmd.index("--settings")
-        return tuple(cmd[:at]), json.loads(cmd[at + 1])
-    keys = set().union(*(load_params(REPO_ROOT / "params.yaml")[s] for s in sections))
-    at = next(i for i, t in enumerate(cmd) if t.startswith("--") and t[2:] in keys)
-    cfg = parse_sections(cmd[at:], sections)
-    return tuple(cmd[:at]), run_values(cfg, stage, family)
+        return {stage.name: {"outputs": {str(o.def_path) for o in stage.outs},
+                             "deps": {str(d.def_path) for d in stage.deps}}
+                for stage in repo.index.stages}
 
 
 def ran_stages(log: str) -> set[str]:
@@ -177,36 +129,43 @@ def quick_params() -> dict:
 
 # --- fast: the two DAGs agree ---------------------------------------------------------------------
 
-@pytest.mark.parametrize("profile", ["default", "quick"])
-def test_dvc_yaml_declares_what_snakemake_plans(profile, tmp_path):
-    params = load_params(REPO_ROOT / "params.yaml") if profile == "default" else quick_params()
-    root = copy_project(tmp_path / "repo", params)
-    jobs = snakemake_jobs(root)
+def test_the_committed_dvc_yaml_is_what_the_generator_writes():
+    params = load_params(REPO_ROOT / "params.yaml")
+    written = dvcgen.render(dvcgen.plan(REPO_ROOT), params)
+    assert (REPO_ROOT / "dvc.yaml").read_text() == written, f"dvc.yaml is stale: run `{dvcgen.WRITE}`"
+
+
+def test_dvc_reads_one_stage_per_job_with_its_command(tmp_path):
+    root = copy_project(tmp_path / "repo", quick_params())
+    jobs = {j.name: j for j in dvcgen.plan(root)}
     stages = dvc_stages(root)
+    assert set(stages) == {*jobs, "plan"}
+    assert stages["plan"]["outputs"] == {dvcgen.PLAN_DIR}
+    for name, job in jobs.items():
+        assert stages[name]["outputs"] == set(job.outputs), name
+        assert stages[name]["deps"] == {dvcgen.plan_file(name), *job.inputs}, name
+    # Conditional rules are conditional stages (the ex-post density study needs ae in models).
+    assert any(j.rule == "ae_density" for j in jobs.values())
 
-    planned = set().union(*(j["outputs"] for j in jobs))
-    declared = set().union(*(s["outputs"] for s in stages))
-    assert planned - declared == set(), "planned by Snakemake, missing from dvc.yaml"
-    assert declared - planned == set(), "declared in dvc.yaml, not planned by Snakemake"
+    # The plan stage records what Snakemake would run; `run` runs it as Snakemake would.
+    sh([sys.executable, dvcgen.TOOL, "plan"], root)
+    for name, job in jobs.items():
+        assert json.loads((root / dvcgen.plan_file(name)).read_text())["cmd"] == job.cmd
+    record = root / dvcgen.plan_file("spherical_study")
+    record.write_text(json.dumps({"rule": "x", "cmd": "echo fine >&2; exit 3", "log": ["results/logs/x/y.log"]}))
+    out = subprocess.run([sys.executable, dvcgen.TOOL, "run", "spherical_study"], cwd=root,
+                         env=env_for(root), capture_output=True, text=True)
+    assert out.returncode == 3 and "results/logs/x/y.log" in out.stderr and "fine" in out.stderr
 
-    # One stage per job, with the same outputs and the same script and flags.
-    by_outputs = {s["outputs"]: s for s in stages}
-    assert len(by_outputs) == len(stages) == len(jobs)
-    for job in jobs:
-        stage = by_outputs.get(job["outputs"])
-        assert stage is not None, f"no dvc.yaml stage has exactly the outputs of {job}"
-        assert stage["name"].split("@")[0] == job["rule"]
-        if job["rule"] in PER_RUN:
-            # Snakemake hands a run its values as JSON; DVC the sections as flags, which the
-            # script reduces to the same values (vaepriors.cli.parse_run_script).
-            assert run_call(stage["cmd"], job["rule"]) == run_call(job["cmd"], job["rule"]), stage["name"]
-        else:
-            assert stage["cmd"] == job["cmd"], f"{stage['name']}: commands differ"
-
-    grid = [params[k] for k in ("datasets", "models", "latent_dims", "seeds")]
-    n_runs = len(grid[0]) * len(grid[1]) * len(grid[2]) * len(grid[3])
-    for rule in PER_RUN:
-        assert sum(s["name"].startswith(rule + "@") for s in stages) == n_runs
+    # A grid changed without writing dvc.yaml again: refused, naming the command, nothing changed.
+    sh([sys.executable, dvcgen.TOOL, "plan"], root)
+    before = {p.name: p.read_bytes() for p in (root / dvcgen.PLAN_DIR).iterdir()}
+    params = quick_params()
+    write_params(root, {**params, "seeds": [*params["seeds"], 7]})
+    out = subprocess.run([sys.executable, dvcgen.TOOL, "plan"], cwd=root, env=env_for(root),
+                         capture_output=True, text=True)
+    assert out.returncode == 1 and dvcgen.WRITE in out.stderr and re.search(r"new, e\.g\. \['[\w-]+-7'", out.stderr)
+    assert {p.name: p.read_bytes() for p in (root / dvcgen.PLAN_DIR).iterdir()} == before
 
 
 def test_plots_page_renders_offline(tmp_path):
@@ -237,13 +196,12 @@ def test_plots_page_renders_offline(tmp_path):
 def test_dvc_end_to_end(tmp_path):
     params = quick_params()
     # Shrunk for time (every stage is a Python process importing torch); the stage-set assertions
-    # below are exact for whatever grid this is. dvc.yaml's figure stages need ae in models and
-    # d = 2 in latent_dims (the rules make those figures conditional, DVC cannot).
+    # below are exact for whatever grid this is.
     params["models"] = ["nvae", "ae"]
     params["latent_dims"] = [2]
     params["seeds"] = params["seeds"][:1]
-    # The semi-supervised study on that grid (dvc.yaml has stages for the grid's M1 runs only);
-    # no M2 alone on pixels: it depends on no training, so the train.lr experiment would skip it.
+    # The semi-supervised study on that grid; no M2 alone on pixels: it depends on no training, so
+    # the train.lr experiment would skip it.
     params["semi_supervised"].update(m1_models=params["models"][:1], m1_dims=params["latent_dims"],
                                      pixel_models=[])
     runs = {f"{d}-{m}-{k}-{s}" for d in params["datasets"] for m in params["models"]
@@ -252,10 +210,10 @@ def test_dvc_end_to_end(tmp_path):
 
     root = copy_project(tmp_path / "repo", params)
     declared = dvc_stages(root)
-    stages = {s["name"] for s in declared}
+    stages = set(declared)
     for rule in PER_RUN:
-        assert {n for n in stages if n.startswith(rule + "@")} == {f"{rule}@{r}" for r in runs}
-    data_stages = {n for n in stages if n.split("@")[0] in DATA_ONLY}
+        assert {n for n in stages if n.startswith(rule + "-")} == {f"{rule}-{r}" for r in runs}
+    data_stages = {n for n in stages if n.split("-")[0] in DATA_ONLY}
     assert data_stages and "aggregate" in stages
     sh(["git", "add", "-A"], root)
     sh(["git", "commit", "-q", "-m", "project"], root)
@@ -267,14 +225,17 @@ def test_dvc_end_to_end(tmp_path):
     assert "summary.json" in dvc("metrics", "show", cwd=root)
     assert ran_stages(dvc("repro", cwd=root)) == set(), "a second dvc repro must run nothing"
 
-    # Adding a seed: of the per-run stages only the new runs are out of date, no data stage is.
+    # Adding a seed (and writing dvc.yaml again, as docs/running.md says): of the per-run stages
+    # only the new runs are out of date, no data stage is.
     more = {**params, "seeds": [*params["seeds"], max(params["seeds"]) + 1]}
     write_params(root, more)
+    sh([sys.executable, dvcgen.TOOL, "write"], root)
     stale = set(json.loads(dvc("status", "--json", cwd=root)))
-    new_runs = {f"{st}@{r[: r.rindex('-')]}-{more['seeds'][-1]}" for st in PER_RUN for r in runs}
-    assert {n for n in stale if n.split("@")[0] in PER_RUN} == new_runs
+    new_runs = {f"{st}-{r[: r.rindex('-')]}-{more['seeds'][-1]}" for st in PER_RUN for r in runs}
+    assert {n for n in stale if n.split("-")[0] in PER_RUN} == new_runs
     assert "aggregate" in stale and not stale & data_stages
     write_params(root, params)
+    sh([sys.executable, dvcgen.TOOL, "write"], root)
     assert json.loads(dvc("status", "--json", cwd=root)) == {}
 
     # One training parameter, as an experiment: everything but the data stages reruns.
@@ -289,9 +250,11 @@ def test_dvc_end_to_end(tmp_path):
     assert len(experiments) == 1 and f'"lr": {lr}' in json.dumps(experiments)
     assert ran_stages(dvc("repro", cwd=root)) == set()
 
-    # Every result file is a declared output (none would be missing after a pull).
-    outputs = set().union(*(s["outputs"] for s in declared))
-    assert set(digests(root)) == {o for o in outputs if o.startswith(("results/", "data/proc"))}
+    # Every result file is a declared output, or in one (none would be missing after a pull).
+    outputs = set().union(*(s["outputs"] for s in declared.values()))
+    files = {f for f in digests(root) if not f.startswith(dvcgen.PLAN_DIR + "/")}
+    assert files == {o for o in outputs if o.startswith(("results/", "data/proc"))} - {dvcgen.PLAN_DIR}
+    assert {f for f in digests(root) if f not in files} == {dvcgen.plan_file(n) for n in stages - {"plan"}}
 
     # Versioned results: push to a local remote, clone, pull, compare every byte.
     dvc("remote", "add", "-d", "local", str(tmp_path / "remote"), cwd=root)
@@ -314,7 +277,8 @@ def test_dvc_end_to_end(tmp_path):
     assert "Nothing to be done" in snakemake("-n", "--cores", "1", cwd=clone)
 
     # Snakemake -> DVC: Snakemake reruns what an evaluate param change invalidates (--touch
-    # recorded the params), then `dvc commit` records those outputs in dvc.lock: nothing to redo.
+    # recorded the params), then `dvc commit` records those outputs in dvc.lock (after the plan
+    # stage records the new commands): nothing to redo.
     changed = yaml.safe_load((clone / "params.yaml").read_text())
     samples = changed["evaluate"]["importance_samples"]
     changed["evaluate"]["importance_samples"] = max(2, samples // 2)
@@ -323,9 +287,10 @@ def test_dvc_end_to_end(tmp_path):
     snakemake("--cores", "2", cwd=clone)
     timings["snakemake after evaluate change"] = time.monotonic() - t0
     stale = set(json.loads(dvc("status", "--json", cwd=clone)))
-    assert {f"evaluate@{r}" for r in runs} | {"aggregate"} <= stale
-    untouched = {n for n in stages if n.split("@")[0] in {"download", "prepare", "train"}}
+    assert {f"evaluate-{r}" for r in runs} | {"aggregate"} <= stale
+    untouched = {n for n in stages if n.split("-")[0] in {"download", "prepare", "train"}}
     assert not stale & untouched
+    dvc("repro", "--single-item", "plan", cwd=clone)
     dvc("commit", "--force", cwd=clone)
     assert json.loads(dvc("status", "--json", cwd=clone)) == {}
     assert ran_stages(dvc("repro", cwd=clone)) == set()

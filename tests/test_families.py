@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 import textwrap
@@ -17,7 +18,7 @@ import pytest
 import torch
 
 import vaepriors
-from vaepriors import code_dim, families
+from vaepriors import code_dim, dvcgen, families
 from vaepriors.config import REPO_ROOT, ConfigError, load_params, load_schema, to_flags
 from vaepriors.models.spherical import SVAE
 
@@ -250,7 +251,7 @@ def test_a_family_with_a_setting_is_one_module(processed_npz, train_cfg, model_c
     and both engines plan its runs with the same values (the setting in its runs' identity only)."""
     import importlib.util
 
-    from test_dvc import copy_project, dvc_stages, run_call, snakemake_jobs
+    from test_dvc import copy_project, dvc_stages
 
     from vaepriors.models import load_model
 
@@ -267,7 +268,7 @@ def test_a_family_with_a_setting_is_one_module(processed_npz, train_cfg, model_c
         schema = load_schema()["properties"]["model"]["properties"]
         assert schema["tvae_df"] == {"type": "number", "exclusiveMinimum": 1}
 
-        # the scripts, the setting given as DVC gives it (a flag of the model section)
+        # the scripts, the setting given as a flag of the model section (as a user may call them)
         train_cfg["max_epochs"] = 2
         run_dir = tmp_path / "results" / "models" / "synthetic" / "tvae" / "d2" / "s0"
         done = run("scripts/train.py", "--data", str(processed_npz), "--out-dir", str(run_dir),
@@ -294,15 +295,20 @@ def test_a_family_with_a_setting_is_one_module(processed_npz, train_cfg, model_c
         params = load_params(REPO_ROOT / "params.yaml", REPO_ROOT / "profiles" / "quick" / "params.yaml")
         params.update(models=["nvae", "tvae"], latent_dims=[2], seeds=[0])
         params["model"]["tvae_df"] = 3.0
-        root = copy_project(tmp_path / "repo", params)
+        root = copy_project(tmp_path / "repo", params, dvc_yaml=False)
         (root / "src" / "tvae_family.py").write_text(STUDENT_T_FAMILY)  # the copy's PYTHONPATH
         monkeypatch.setenv(families.PLUGIN_ENV, "tvae_family:StudentTVAE")
-        trains = {j["cmd"][j["cmd"].index("--model") + 1]: j for j in snakemake_jobs(root) if j["rule"] == "train"}
+        trains = {dict(j.wildcards)["model"]: j for j in dvcgen.plan(root) if j.rule == "train"}
         assert set(trains) == {"nvae", "tvae"}
-        values = {m: json.loads(j["cmd"][j["cmd"].index("--settings") + 1]) for m, j in trains.items()}
+        values = {m: json.loads(shlex.split(j.cmd)[shlex.split(j.cmd).index("--settings") + 1])
+                  for m, j in trains.items()}
         assert values["tvae"]["model"]["tvae_df"] == 3.0 and "tvae_df" not in values["nvae"]["model"]
-        stages = {s["name"]: s for s in dvc_stages(root)}
-        dvc_train = next(s for n, s in stages.items() if n.startswith("train@") and "-tvae-" in n)
-        assert run_call(dvc_train["cmd"], "train") == run_call(trains["tvae"]["cmd"], "train")
+        # DVC: dvc.yaml written for this grid has the family's stages, which run Snakemake's commands
+        subprocess.run([sys.executable, dvcgen.TOOL, "write"], cwd=root, check=True, capture_output=True)
+        subprocess.run([sys.executable, dvcgen.TOOL, "plan"], cwd=root, check=True, capture_output=True)
+        stages = dvc_stages(root)
+        assert {"train-digits-tvae-2-0", "evaluate-digits-tvae-2-0"} <= set(stages)
+        recorded = json.loads((root / dvcgen.plan_file("train-digits-tvae-2-0")).read_text())
+        assert recorded["cmd"] == trains["tvae"].cmd
     finally:
         families.unregister("tvae")

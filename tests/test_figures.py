@@ -99,7 +99,7 @@ def tiny_model(name, latent_dim=2, seed=0, n_classes=3):
     from vaepriors.training.run import model_for
 
     torch.manual_seed(seed)
-    model = model_for(name, latent_dim, D, n_classes, {"hidden": [12, 8], "gmm_components": 0})
+    model = model_for(name, latent_dim, D, n_classes, {"hidden": [12, 8]})
     if name == "ae":
         codes = np.random.default_rng(seed).normal(size=(200, latent_dim))
         model.fit_density(codes, codes[:50], [1, 2], seed)

@@ -123,8 +123,7 @@ def test_every_registered_family_stacks():
         models = []
         for s in (0, 1):
             _torch.manual_seed(s)
-            models.append(model_for(name, 2, 16, 3, {"hidden": [8], "gmm_components": 0,
-                                                     "vamp_components": 4}))
+            models.append(model_for(name, 2, 16, 3, {"hidden": [8], "vamp_components": 4}))
         terms = Stack.from_models(models, _torch.device("cpu")).loss(
             x, 1.0, [NoiseRng(s, _torch.device("cpu")) for s in (0, 1)])
         assert terms["loss"].shape == (2,) and _torch.isfinite(terms["loss"]).all(), name

@@ -56,9 +56,9 @@ def fill_defaults(cfg: dict, schema: dict) -> dict:
 
 
 def _add_family_settings(schema: dict) -> None:
-    """A registered family's settings that the schema file does not name (a plugin's) join the
-    model section: their schema from the class (``settings_schema``), else the type of their
-    default. Not required: a configuration without one runs the family at its default."""
+    """Every registered family's settings join the model section: their schema from the class
+    (``settings_schema``), else the type of their default. Not required: a configuration without
+    one runs the family at its default."""
     from . import families
 
     model = schema.get("properties", {}).get("model", {}).get("properties")

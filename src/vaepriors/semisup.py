@@ -92,15 +92,15 @@ def runs(config: Mapping) -> list[dict]:
 
 
 def outputs(config: Mapping) -> list[str]:
-    """The study's table and figure: built whenever the section is there (params.yaml has it), so
-    that dvc.yaml can declare them; a section without labels gives an empty table."""
+    """The study's table and figure: built whenever the section is there (params.yaml has it); a
+    section without labels gives an empty table."""
     if SECTION not in config:
         return []
     return [f"{TABLE}.csv", f"{TABLE}.md", f"{FIGURE}.png", f"{FIGURE}.pdf"]
 
 
 def run_flags(config: Mapping) -> str:
-    """The flags of the values one run uses, as the rules and dvc.yaml write them."""
+    """The flags of the values one run uses, as the rules write them."""
     from .config import to_flags
 
     ss = section(config)

@@ -80,8 +80,9 @@ class Engine:
         self.name, self.targets = name, targets
 
     def setup(self, root: Path) -> None:
-        if self.name == "dvc":
-            for args in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "p"]):
+        if self.name == "dvc":  # dvc.yaml for this grid (docs/running.md), then a git repository
+            for args in ([sys.executable, "workflow/dvc/stages.py", "write"], ["git", "init", "-q"],
+                         ["git", "add", "-A"], ["git", "commit", "-qm", "p"]):
                 subprocess.run(args, cwd=root, env=environment(root), check=True, capture_output=True)
 
     def run(self) -> list[str]:

@@ -50,6 +50,9 @@ def choose_gmm(train: np.ndarray, val: np.ndarray, candidates: list[int], seed: 
 class AE(LatentVariableModel):
     name = "ae"
     settings = {"ae_density_components": [1, 5, 10, 20]}
+    settings_schema = {"ae_density_components": {
+        "type": "array", "minItems": 1, "items": {"type": "integer", "minimum": 1},
+        "description": "ex-post GMM: the K tried, chosen by validation log-likelihood"}}
     evaluate_settings = ("ae_scale_grid",)
     has_kl = False
     ex_post_density = True

@@ -72,11 +72,11 @@ class LatentVariableModel(nn.Module, metaclass=abc.ABCMeta):
     prior_contour_label: str = ""
     loglik_note: str = ""
     # Keys of params.yaml's `model` section this family reads besides the shared SHARED_SETTINGS,
-    # with the value a configuration built by hand (a test, a benchmark) gets when it lacks one.
-    # With them, a run's identity (vaepriors.config.run_values) is the values it uses.
+    # with their defaults (what a configuration without one gets). With them, a run's identity
+    # (vaepriors.config.run_values) is the values it uses.
     settings: dict[str, Any] = {}
-    # JSON schema of a setting the schema file does not name (a plugin's; config.load_schema adds
-    # it to the model section); without one, the type of its default.
+    # JSON schema of each setting (config.load_schema adds them to the model section); without
+    # one, the type of its default.
     settings_schema: dict[str, dict] = {}
     # Keys of the `evaluate` section starting "ae_" that this family's evaluation reads.
     evaluate_settings: tuple[str, ...] = ()

@@ -21,7 +21,11 @@ from .gaussian import LOGVAR_MAX, LOGVAR_MIN, GaussianPosteriorMixin
 
 class GMMVAE(GaussianPosteriorMixin, LatentVariableModel):
     name = "gmmvae"
-    settings = {"gmm_components": 0, "gmm_pretrain_epochs": 0}
+    settings = {"gmm_components": 0, "gmm_pretrain_epochs": 10}
+    settings_schema = {
+        "gmm_components": {"type": "integer", "minimum": 0, "description": "prior components K; 0 = number of classes"},
+        "gmm_pretrain_epochs": {"type": "integer", "minimum": 0,
+                                "description": "AE pre-training epochs before the mixture is initialised"}}
     analytic_kl = False  # KL(q || mixture) has no closed form: one-sample Monte Carlo, exact log-densities
     assigns_clusters = True  # its own mixture: the component each image most probably came from
     label, color, marker, linestyle = "GMM-VAE", "#BB5566", "^", "-."

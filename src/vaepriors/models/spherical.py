@@ -62,6 +62,9 @@ class SVAE(LatentVariableModel):
     compare_to_baseline = True
     label, color, marker, linestyle = "S-VAE", "#004488", "s", "--"
     settings = {"vmf_gradient": "implicit"}
+    settings_schema = {"vmf_gradient": {
+        "type": "string", "enum": ["implicit", "accepted"],
+        "description": "kappa gradient: implicit (exact) or through the accepted proposal only (the authors' code)"}}
 
     @classmethod
     def from_config(cls, latent_dim: int, input_dim: int, n_classes: int, model_cfg: dict) -> SVAE:

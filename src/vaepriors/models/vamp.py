@@ -26,6 +26,7 @@ PSEUDO_INPUT_EPS = 0.05
 class VampVAE(GaussianPosteriorMixin, LatentVariableModel):
     name = "vamp"
     settings = {"vamp_components": 500}
+    settings_schema = {"vamp_components": {"type": "integer", "minimum": 1, "description": "pseudo-inputs K"}}
     analytic_kl = False  # KL(q || mixture) has no closed form: one-sample Monte Carlo, exact log-densities
     compare_to_baseline = True  # an alternative to the Gaussian: the summary gives its gap to the N-VAE
     label, color, marker, linestyle = "VampPrior", "#66CCEE", "*", (0, (1, 1))
