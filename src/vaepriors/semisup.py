@@ -4,13 +4,13 @@ codes of a model the grid trained (Kingma et al. 2014; Davidson et al. 2018, the
 params.yaml's ``semi_supervised`` section says which runs there are: for every dataset, number
 of labels and seed of the grid's ``seeds``, M2 on pixels for each of ``pixel_models``, and M2 over
 the codes of each grid model ``m1_models`` x ``m1_dims`` (the same seed's run) for each of
-``m2_models``; an empty ``labels`` list runs none. Protocol: the labelled set is the k-NN evaluation's for the same seed and
-size (evaluation.knn.balanced_indices: balanced over classes, from the training split), the rest
-of the training split unlabelled; the epoch with the best validation accuracy is kept and its test
-accuracy reported. Each epoch sees a fresh binarisation of the training images (M1+M2: a fresh
-draw of M1's posterior, as the authors' code samples M1's q(z|x)); validation and test use the
-fixed binarisations (M1+M2: M1's codes of them, ``embed``). File names live here so the rules
-(workflow/rules/semisup.smk) only wire them.
+``m2_models``; an empty ``labels`` list runs none. Protocol: the labelled set is the k-NN
+evaluation's for the same seed and size (evaluation.knn.balanced_indices: balanced over classes,
+from the training split), the rest of the training split unlabelled; the epoch with the best
+validation accuracy is kept and its test accuracy reported. Each epoch sees a fresh binarisation
+of the training images (M1+M2: a fresh draw of M1's posterior, as the authors' code samples M1's
+q(z|x)); validation and test use the fixed binarisations (M1+M2: M1's codes of them, ``embed``).
+File names live here so the rules (workflow/rules/semisup.smk) only wire them.
 """
 
 from __future__ import annotations
