@@ -1,6 +1,7 @@
 #!/usr/bin/env python
-"""Log-likelihood at the evaluation's K beside a larger K: scripts/convergence_table.py
---metrics RUN.json ... --checks CHECK.json ... --out-csv T.csv --out-md T.md"""
+"""Log-likelihood at the evaluation's K beside a larger K, from the runs' checks
+(scripts/loglik_check.py): scripts/convergence_table.py --checks CHECK.json ... --out-csv T.csv
+--out-md T.md"""
 
 import argparse
 import sys
@@ -12,18 +13,16 @@ from vaepriors.io import write_text
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--metrics", nargs="+", required=True)
     parser.add_argument("--checks", nargs="+", required=True)
     parser.add_argument("--out-csv", required=True)
     parser.add_argument("--out-md", required=True)
     args, _ = parse_script(parser, argv)
-    required = ("dataset", "model", "latent_dim", "seed", "loglik")
+    required = ("dataset", "model", "latent_dim", "seed", "loglik", "loglik_base", "gain")
     try:
-        metrics = [read_metrics(p, required=required) for p in args.metrics]
         checks = [read_metrics(p, required=required) for p in args.checks]
     except MetricsFileError as exc:
         parser.exit(1, f"convergence_table: error: {exc}\n")
-    table = convergence_table(metrics, checks)
+    table = convergence_table(checks)
     write_text(args.out_csv, table.to_csv(index=False))
     write_text(args.out_md, convergence_markdown(table))
     return 0

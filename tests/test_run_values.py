@@ -142,12 +142,15 @@ def test_convergence_check_reuses_the_finished_runs(finished_run):
     evaluation, and tabulates both estimates."""
     assert _planned(finished_run, ["convergence_samples=12"]) == set()  # TARGET needs no check
     out = _snakemake(finished_run, "--configfile", "profile.yaml", "--config", "convergence_samples=12",
-                     "--", "results/tables/loglik_convergence.md")
+                     "convergence_points=7", "--", "results/tables/loglik_convergence.md")
     assert out.returncode == 0, out.stderr[-3000:]
     ran = set(re.findall(r"rule (\w+):", out.stdout + out.stderr))
     assert ran == {"loglik_check", "loglik_convergence"}, ran
     text = (finished_run / "results/tables/loglik_convergence.md").read_text()
-    assert "K = 5 and at K = 12" in text and "| digits | svae | 2 | 1 |" in text
+    assert "K = 5 and at K = 12" in text and "| digits | svae | 2 | 1 | 7 |" in text
+    check = json.loads((finished_run / TARGET.replace("metrics", "convergence")).read_text())
+    assert check["loglik"]["n_test"] == 7 and check["loglik_base"]["importance_samples"] == 5
+    assert check["gain"]["mean"] == pytest.approx(check["loglik"]["mean"] - check["loglik_base"]["mean"])
 
 
 def test_one_run_on_demand_as_the_readme_says(finished_run):

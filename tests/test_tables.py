@@ -116,19 +116,20 @@ def test_single_seed_shows_mean_only(tmp_path):
     assert "| 2 | -50.00 |" in (tmp_path / "loglik.md").read_text()
 
 
-def test_convergence_table_pairs_runs_by_seed():
+def test_convergence_table_pairs_points_within_runs():
     from vaepriors.evaluation.tables import convergence_markdown, convergence_table
 
-    def run(seed, ll, k, model="svae"):
+    def check(seed, base, gain, model="svae"):
         return {"dataset": "mnist", "model": model, "latent_dim": 10, "seed": seed,
-                "loglik": {"mean": ll, "importance_samples": k}}
+                "loglik": {"mean": base + gain, "importance_samples": 5000, "n_test": 1000},
+                "loglik_base": {"mean": base, "importance_samples": 500},
+                "gain": {"mean": gain, "sem": 0.01}}
 
-    metrics = [run(0, -93.0, 500), run(1, -94.0, 500), run(0, -92.0, 500, "nvae")]
-    checks = [run(0, -92.6, 5000), run(1, -93.4, 5000), run(0, -91.8, 5000, "nvae")]
-    table = convergence_table(metrics, checks)
+    # the gain is the check's own (same points), not the difference of the cell means
+    table = convergence_table([check(0, -93.0, 0.4), check(1, -94.0, 0.6), check(0, -92.0, 0.2, "nvae")])
     assert list(table["model"]) == ["nvae", "svae"]  # registry order
     svae = table[table["model"] == "svae"].iloc[0]
-    assert svae["n"] == 2 and svae["k"] == 500 and svae["k_check"] == 5000
+    assert svae["n"] == 2 and svae["k"] == 500 and svae["k_check"] == 5000 and svae["n_test"] == 1000
     assert svae["gain"] == pytest.approx(0.5) and svae["gain_sd"] == pytest.approx(0.1414, abs=1e-3)
     text = convergence_markdown(table)
-    assert "| mnist | svae | 10 | 2 | -93.50 | -93.00 | +0.500 ± 0.141 |" in text
+    assert "| mnist | svae | 10 | 2 | 1000 | -93.50 | -93.00 | +0.500 ± 0.141 |" in text

@@ -100,8 +100,8 @@ rule paper_comparison:
         " --importance-samples {params.importance_samples} --out-dir results/tables 2> {log}"
 
 
-# How far the evaluation's K is from converged (optional key convergence_samples): the test
-# log-likelihood of every run again at that K, and a table of the two side by side.
+# How far the evaluation's K is from converged (optional keys convergence_samples, and
+# convergence_points to use the first test points only): every run at both K on the same points.
 if config.get("convergence_samples"):
 
     rule loglik_check:
@@ -113,6 +113,7 @@ if config.get("convergence_samples"):
         params:
             settings=settings("evaluate"),
             samples=config["convergence_samples"],
+            points=f" --test-points {config['convergence_points']}" if config.get("convergence_points") else "",
         log:
             f"results/logs/convergence/{RUN}.log",
         conda:
@@ -123,13 +124,12 @@ if config.get("convergence_samples"):
             runtime=600,
         shell:
             "python scripts/loglik_check.py --data {input.data} --model {input.model} --out {output}"
-            " --seed {wildcards.seed} --family {wildcards.model} --importance-samples {params.samples}"
+            " --seed {wildcards.seed} --family {wildcards.model} --importance-samples {params.samples}{params.points}"
             " --settings {params.settings:q} --threads {threads} 2> {log}"
 
     rule loglik_convergence:
         input:
             script="scripts/convergence_table.py",
-            metrics=runs(f"results/metrics/{RUN}.json"),
             checks=runs(f"results/convergence/{RUN}.json"),
         output:
             csv="results/tables/loglik_convergence.csv",
@@ -143,5 +143,5 @@ if config.get("convergence_samples"):
             mem_mb=1000,
             runtime=10,
         shell:
-            "python {input.script} --metrics {input.metrics} --checks {input.checks}"
+            "python {input.script} --checks {input.checks}"
             " --out-csv {output.csv} --out-md {output.md} 2> {log}"

@@ -224,21 +224,24 @@ def load_metrics(root: str | Path) -> list[dict]:
     return [read_metrics(p) for p in sorted(Path(root).rglob("*.json"))]
 
 
-def convergence_table(metrics: list[dict], checks: list[dict]) -> pd.DataFrame:
-    """The test log-likelihood at the evaluation's K beside the same runs at a larger K: per
-    (dataset, model, d), both means, and the gain (larger K minus K) paired by seed, mean ± sd."""
-    def frame(runs, name):
-        return pd.DataFrame([{**{k: r[k] for k in _KEYS}, name: r["loglik"]["mean"],
-                              f"{name}_k": r["loglik"].get("importance_samples")} for r in runs])
-
-    both = frame(metrics, "base").merge(frame(checks, "check"), on=_KEYS)
-    both["gain"] = both["check"] - both["base"]
+def convergence_table(checks: list[dict]) -> pd.DataFrame:
+    """Per (dataset, model, d): the test log-likelihood at the evaluation's K and at a larger K on
+    the same test points (scripts/loglik_check.py), both means over seeds, and the gain (larger K
+    minus K, paired point by point within a run), mean ± sd over seeds."""
     rows = []
-    for (ds, model, dim), cell in both.groupby(["dataset", "model", "latent_dim"], sort=False):
+    for r in checks:
+        rows.append({**{k: r[k] for k in _KEYS}, "n_test": r["loglik"]["n_test"],
+                     "k": r["loglik_base"]["importance_samples"], "base": r["loglik_base"]["mean"],
+                     "k_check": r["loglik"]["importance_samples"], "check": r["loglik"]["mean"],
+                     "gain": r["gain"]["mean"]})
+    both = pd.DataFrame(rows)
+    rows = []
+    for (ds, model, dim), cell in (both.groupby(["dataset", "model", "latent_dim"], sort=False)
+                                   if len(both) else []):
         rows.append({"dataset": ds, "model": model, "latent_dim": int(dim), "n": len(cell),
-                     "k": int(cell["base_k"].iloc[0]), "loglik": cell["base"].mean(),
-                     "k_check": int(cell["check_k"].iloc[0]), "loglik_check": cell["check"].mean(),
-                     "gain": cell["gain"].mean(),
+                     "n_test": int(cell["n_test"].min()), "k": int(cell["k"].iloc[0]),
+                     "loglik": cell["base"].mean(), "k_check": int(cell["k_check"].iloc[0]),
+                     "loglik_check": cell["check"].mean(), "gain": cell["gain"].mean(),
                      "gain_sd": cell["gain"].std() if len(cell) > 1 else math.nan})
     out = pd.DataFrame(rows)
     if out.empty:
@@ -252,10 +255,12 @@ def convergence_markdown(table: pd.DataFrame) -> str:
         return "No run has both log-likelihoods.\n"
     k, k_check = int(table["k"].iloc[0]), int(table["k_check"].iloc[0])
     lines = [f"Test log-likelihood (nats) at K = {k} and at K = {k_check} importance samples, same "
-             f"runs; gain = K = {k_check} minus K = {k}, paired by seed (mean ± sd).", "",
-             f"| dataset | model | d | n | K = {k} | K = {k_check} | gain |", "|---|---|---|---|---|---|---|"]
+             f"runs and the same test points (the first n test of the test split); gain = K = {k_check} "
+             f"minus K = {k}, paired point by point within a run, mean ± sd over the n runs.", "",
+             f"| dataset | model | d | n | n test | K = {k} | K = {k_check} | gain |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in table.itertuples():
         gain = f"{r.gain:+.3f}" + ("" if math.isnan(r.gain_sd) else f" ± {r.gain_sd:.3f}")
-        lines.append(f"| {r.dataset} | {r.model} | {r.latent_dim} | {r.n} | {r.loglik:.2f} "
+        lines.append(f"| {r.dataset} | {r.model} | {r.latent_dim} | {r.n} | {r.n_test} | {r.loglik:.2f} "
                      f"| {r.loglik_check:.2f} | {gain} |")
     return "\n".join(lines) + "\n"
