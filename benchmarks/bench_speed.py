@@ -122,7 +122,7 @@ def cpu_model() -> str:
 
 
 def amx_status() -> str:
-    from vaepriors.evaluation import amx
+    from vaepriors.kernels import amx
     why = amx.unavailable_reason()
     return "yes" if why is None else f"no ({why})"
 
@@ -351,7 +351,7 @@ def bench_eval(xt: torch.Tensor, n_pythae: int, k: int, repeats: int, models: li
                use_pythae: bool) -> dict:
     """Pairs/s of our evaluation (its default decoder kernel, and torch's float32 decoder when the
     default is the AMX kernel), pythae's get_nll, and the float32 / bfloat16 GEMM rooflines."""
-    from vaepriors.evaluation import amx
+    from vaepriors.kernels import amx
     from vaepriors.evaluation.loglik import chunk_plan, decoder_kernel_name
     out = {}
     for name in models:

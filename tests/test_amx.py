@@ -9,7 +9,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vaepriors.evaluation import amx, loglik
+from vaepriors.evaluation import loglik
+from vaepriors.kernels import amx
 from vaepriors.models import build_model
 from vaepriors.models.networks import mlp
 

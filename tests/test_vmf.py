@@ -17,7 +17,9 @@ from scipy.integrate import quad
 from scipy.special import gammaln, ive
 from torch.distributions import kl_divergence
 
-from vaepriors.distributions import HypersphericalUniform, VonMisesFisher, bessel_ratio, vmf, vmf_host
+from vaepriors import kernels
+from vaepriors.distributions import HypersphericalUniform, VonMisesFisher, bessel_ratio, vmf
+from vaepriors.kernels import vmf as compiled_vmf
 from vaepriors.distributions.bessel import _log_iv_and_ratio_values, log_iv_and_ratio
 from vaepriors.distributions.vmf import (
     _draw_w,
@@ -151,14 +153,14 @@ def implicit_reference(w, kappa, m):
 def test_implicit_dw_dkappa_matches_quadrature(m, dtype):
     """dw/dkappa = -(dF/dkappa)(w) / p(w), checked at drawn samples, with the quadrature sized for
     float64 parameters (to 1e-9) and for float32 ones (fewer nodes, to float32 resolution); the
-    torch form and the compiled one (vmf_host, a different arrangement of the same integrand)."""
-    nodes = vmf._gauss_legendre_host(vmf._quadrature_nodes(m, dtype))
+    torch form and the compiled one (kernels/vmf.py, a different arrangement of the same integrand)."""
+    nodes = compiled_vmf._gauss_legendre(vmf._quadrature_nodes(m, dtype))
     for kappa in [0.5, 50.0, 1e4]:
         k = torch.full((4,), kappa, dtype=torch.float64)
         w, eps = _sample_w_wood(k, m)
         ours = _dw_dkappa(w, eps, k, m, dtype=dtype)
         mean = bessel_ratio(0.5 * m, k).numpy()
-        compiled = vmf_host.dw_dkappa(w.numpy(), eps.numpy(), k.numpy(), m, mean, *nodes)
+        compiled = compiled_vmf.dw_dkappa(w.numpy(), eps.numpy(), k.numpy(), m, mean, *nodes)
         for w_i, ours_i, compiled_i in zip(w.tolist(), ours.tolist(), compiled, strict=True):
             rel = 1e-9 if dtype == torch.float64 else 1e-7
             reference = implicit_reference(w_i, kappa, m)
@@ -339,15 +341,15 @@ def test_second_derivatives_are_refused_not_wrong():
 def test_draws_without_a_graph_equal_the_differentiable_ones(m, monkeypatch):
     # sample() under no_grad builds each loc's reflection once and broadcasts it over the samples;
     # rsample() with a graph goes through _PlaceOnSphere per row: same draws, same numbers. On the
-    # CPU rsample's map runs compiled in float64 (vmf_host), so there the numbers agree to float32
-    # rounding; the torch map (HOST_PATH off) is held to the original 1e-7.
+    # CPU rsample's map runs compiled in float64 (kernels/vmf.py), so there the numbers agree to float32
+    # rounding; the torch map (kernels.COMPILED off) is held to the original 1e-7.
     g = torch.Generator().manual_seed(m)
     loc = torch.nn.functional.normalize(torch.randn(7, m, generator=g), dim=-1)
     loc[0] = 0
     loc[0, 0] = -1  # on the axis, where the reflection switches sign
     kappa = torch.rand(7, generator=g) * 30 + 0.1
     for host, atol in [(False, 1e-7), (True, 8 * torch.finfo(torch.float32).eps)]:
-        monkeypatch.setattr(vmf, "HOST_PATH", host)
+        monkeypatch.setattr(kernels, "COMPILED", host)
         torch.manual_seed(1)
         plain = VonMisesFisher(loc, kappa).sample((4, 3))
         torch.manual_seed(1)
@@ -360,7 +362,7 @@ def test_draws_without_a_graph_equal_the_differentiable_ones(m, monkeypatch):
 @pytest.mark.parametrize("m", [2, 3, 5, 11, 41])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_compiled_path_matches_the_torch_path(m, dtype, monkeypatch):
-    """On the CPU the per-row math runs compiled (vmf_host); the torch functions are the reference.
+    """On the CPU the per-row math runs compiled (kernels/vmf.py); the torch functions are the reference.
     Same seed: the same draws, and z, the KL and their gradients agree to rounding."""
     g = torch.Generator().manual_seed(m)
     eta = torch.randn(50, m, generator=g, dtype=torch.float64)
@@ -370,7 +372,7 @@ def test_compiled_path_matches_the_torch_path(m, dtype, monkeypatch):
     upstream = torch.randn(50, m, generator=g, dtype=torch.float64).to(dtype)
 
     def run(host):
-        monkeypatch.setattr(vmf, "HOST_PATH", host)
+        monkeypatch.setattr(kernels, "COMPILED", host)
         loc = torch.nn.functional.normalize(eta, dim=-1).to(dtype).requires_grad_()
         k = kappa.to(dtype).requires_grad_()
         torch.manual_seed(3)
@@ -406,11 +408,11 @@ def series_log_iv(v, x):
 
 @pytest.mark.parametrize("v", [0.0, 0.5, 1.5, 4.5, 19.5, 20.0, 63.0, 199.5])
 def test_compiled_bessel_values_match_bessel_py(v):
-    """vmf_host's compiled log I_v and I_{v+1}/I_v against bessel.py's torch evaluation (the
+    """kernels/vmf.py's compiled log I_v and I_{v+1}/I_v against bessel.py's torch evaluation (the
     same algorithm) over x from 1e-4 to 1e5, both branches, and log I_v against an independent
     reference: scipy's ive where it neither under- nor overflows, the power series elsewhere."""
     x = np.logspace(-4, 5, 400)
-    log_iv, ratio = vmf_host.bessel_values(v, x)
+    log_iv, ratio = compiled_vmf.bessel_values(v, x)
     ref_log, ref_ratio = _log_iv_and_ratio_values(v, torch.from_numpy(x))
     np.testing.assert_allclose(log_iv, ref_log.numpy(), rtol=1e-13, atol=1e-15)
     np.testing.assert_allclose(ratio, ref_ratio.numpy(), rtol=1e-13, atol=1e-300)
@@ -435,7 +437,7 @@ def test_compiled_head_matches_normalize_and_softplus(dtype, monkeypatch):
     weights = torch.randn(3, 9, generator=g, dtype=torch.float64).to(dtype)
 
     def run(host):
-        monkeypatch.setattr(vmf, "HOST_PATH", host)
+        monkeypatch.setattr(kernels, "COMPILED", host)
         r = raw.to(dtype).requires_grad_()
         loc, kappa = direction_and_concentration(r)
         ((loc * upstream).sum() + (kappa * weights).sum()).backward()
@@ -446,7 +448,7 @@ def test_compiled_head_matches_normalize_and_softplus(dtype, monkeypatch):
         assert ours.dtype == ref.dtype == dtype and ours.shape == ref.shape
         torch.testing.assert_close(ours, ref, rtol=4 * torch.finfo(dtype).eps, atol=4 * torch.finfo(dtype).eps)
     if dtype == torch.float64:
-        monkeypatch.setattr(vmf, "HOST_PATH", True)
+        monkeypatch.setattr(kernels, "COMPILED", True)
         assert torch.autograd.gradcheck(
             lambda r: direction_and_concentration(r), (raw[1:].clone().requires_grad_(),)
         )
@@ -474,14 +476,14 @@ def test_compiled_sin_log_exp_match_libm():
     rng = np.random.default_rng(0)
     eps = np.finfo(np.float64).eps
     for x in np.concatenate([rng.uniform(0, math.pi / 4, 3000), [0.0, 1e-300, 1e-8, math.pi / 4]]):
-        assert abs(vmf_host._sin_to_quarter_pi(x) - math.sin(x)) <= eps * math.sin(x)
+        assert abs(compiled_vmf._sin_to_quarter_pi(x) - math.sin(x)) <= eps * math.sin(x)
     ys = np.concatenate([np.exp(rng.uniform(-700, 700, 3000)), 1 + rng.uniform(-1e-3, 1e-3, 500),
                          [np.finfo(np.float64).tiny, 0.5, 1.0, 2.0, math.sqrt(2), 1e300]])
     for y in ys:
-        assert abs(vmf_host._log_normal(y) - math.log(y)) <= eps * max(abs(math.log(y)), 2.0)
+        assert abs(compiled_vmf._log_normal(y) - math.log(y)) <= eps * max(abs(math.log(y)), 2.0)
     for x in np.concatenate([rng.uniform(-708, 709, 3000), rng.uniform(-1, 1, 500), [0.0, -708.0]]):
-        assert abs(vmf_host._exp_or_zero(x) - math.exp(x)) <= 2 * eps * math.exp(x)
-    assert vmf_host._exp_or_zero(-708.5) == 0.0 and vmf_host._exp_or_zero(-1e4) == 0.0
+        assert abs(compiled_vmf._exp_or_zero(x) - math.exp(x)) <= 2 * eps * math.exp(x)
+    assert compiled_vmf._exp_or_zero(-708.5) == 0.0 and compiled_vmf._exp_or_zero(-1e4) == 0.0
 
 
 @pytest.mark.parametrize("host", [True, False])
@@ -490,7 +492,7 @@ def test_accepted_proposal_gradient_is_autograd_through_woods_map(m, host, monke
     """gradient="accepted" (the S-VAE authors' code, g_rep without g_cor) equals autograd through
     w = (1 - (1+b) eps) / (1 - (1-b) eps) with the accepted Beta draw eps held fixed, on the same
     draws; it differs from the exact implicit gradient except at m = 3 (an exact inverse CDF)."""
-    monkeypatch.setattr(vmf, "HOST_PATH", host)
+    monkeypatch.setattr(kernels, "COMPILED", host)
     n = 400
     kappa = torch.logspace(-0.5, 3, n, dtype=torch.float64)
     loc = torch.zeros(n, m, dtype=torch.float64)

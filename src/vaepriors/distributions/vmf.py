@@ -18,21 +18,21 @@ Speed.  At training batch sizes every tensor here has a few dozen elements, so t
 number of operations, not their size.  The map from the draws to z, the entropy (hence the KL to
 the uniform) and the log-normalizer are therefore autograd Functions with hand-written first
 derivatives (one graph node each), and the float64 Bessel values are computed once per
-distribution and shared by all of them.  Each piece of that per-row math exists as torch operations
-(_Torch: the reference, any device) and, for CPU tensors, as compiled loops (_Host over
-vmf_host.py, numba: one call per piece instead of dozens of operations); math_for() chooses.
+distribution and shared by all of them.  Each piece of that per-row math is defined once as torch
+operations (_Torch, any device); vaepriors.kernels has its compiled twin for CPU tensors (numba: one
+call per piece instead of dozens of operations) and chooses (math_for).
 """
 
 import math
 from functools import cache
 from typing import ClassVar
 
-import numpy as np
 import torch
 from torch.autograd.function import once_differentiable
 from torch.distributions import Distribution, constraints
 from torch.distributions.kl import register_kl
 
+from .. import kernels
 from . import noise
 from .bessel import _log_iv_and_ratio_values, log_iv_and_ratio
 from .sphere import HypersphericalUniform, sphere, unit_rows
@@ -51,21 +51,9 @@ def _wood_b(kappa, m):
     return (m - 1) / (two_kappa + torch.hypot(two_kappa, m_1))
 
 
-# CPU tensors take vmf_host's compiled twins of the per-row math (tests switch this off to compare).
-HOST_PATH = True
-
-
 def math_for(tensor):
-    """The one place the path is chosen: _Host (vmf_host's compiled loops) for CPU tensors, _Torch
-    (torch operations, any device) otherwise or with HOST_PATH off."""
-    return _Host if HOST_PATH and tensor.device.type == "cpu" else _Torch
-
-
-def _host():
-    # imported on first use: numba adds ~55 MB and ~0.5 s to a process, which only vMF work needs
-    from . import vmf_host
-
-    return vmf_host
+    """The torch definition below, or its compiled twin where vaepriors.kernels chooses one."""
+    return kernels.vmf_math(tensor) or _Torch
 
 
 # Proposals drawn per pending row and round: up to _MAX_PROPOSALS, while a round has at most
@@ -152,12 +140,6 @@ def _gauss_legendre(n, device):
     off = k / torch.sqrt(4 * k * k - 1)
     nodes, vecs = torch.linalg.eigh(torch.diag(off, 1) + torch.diag(off, -1))
     return nodes.to(device), (2 * vecs[0] ** 2).to(device)
-
-
-@cache
-def _gauss_legendre_host(n):
-    nodes, weights = _gauss_legendre(n, torch.device("cpu"))
-    return nodes.numpy(), weights.numpy()
 
 
 def _quadrature_nodes(m, dtype=torch.float64):
@@ -342,9 +324,7 @@ def _log_normalizer_value(kappa, log_iv, m):
 
 
 class _Torch:
-    """The per-row vMF maths as torch operations: the reference, and the path of every device."""
-
-    compiled = False
+    """The per-row vMF maths as torch operations: the definition, and the path of every device."""
 
     @staticmethod
     def bessel_values(v, kappa):
@@ -397,64 +377,6 @@ class _Torch:
         k, a = ctx.saved_tensors
         slope = (ctx.m - 1) * a - k * (1 - a * a)  # dH/dkappa = -kappa A'
         return (grad * slope).to(grad.dtype)
-
-
-class _Host:
-    """The same maths as _Torch on CPU tensors, as vmf_host's compiled loops: one call per piece
-    instead of dozens of torch operations."""
-
-    compiled = True
-
-    @staticmethod
-    def bessel_values(v, kappa):
-        return tuple(torch.from_numpy(t) for t in _host().bessel_values(v, kappa.numpy()))
-
-    @staticmethod
-    def draw_w(kappa, m):
-        concentration = _beta_concentration(m, torch.float64, kappa.device) if m != 3 else None
-        w, eps = _host().draw_w(kappa.numpy(), m, _MAX_PROPOSALS, _ROUND_ELEMENTS, concentration)
-        return torch.from_numpy(w), torch.from_numpy(eps)
-
-    @staticmethod
-    def normalize_rows(tangent):
-        _host().normalize_rows_(tangent.numpy())
-        return tangent
-
-    @staticmethod
-    def place(ctx, loc, kappa, w, eps, tangent, m, mean):
-        # kept on ctx, not saved tensors: the draws are fresh and nothing else holds them
-        k = kappa.detach().numpy().astype(np.float64)
-        if mean is None and m != 3:
-            mean = _Host.bessel_values(0.5 * m - 1, torch.from_numpy(k))[1]
-        nodes = _gauss_legendre_host(_quadrature_nodes(m, kappa.dtype)) if m != 3 else (None, None)
-        ctx.host = _host().SphereMap(
-            loc.detach().numpy(), k, w.numpy(), eps.numpy(), tangent.numpy(),
-            None if mean is None else mean.numpy(), *nodes,
-        )
-        ctx.kappa_dtype = kappa.dtype
-        return torch.from_numpy(ctx.host.z)
-
-    @staticmethod
-    def place_backward(ctx, grad):
-        dw = None
-        if ctx.gradient == "accepted" and ctx.m != 3 and ctx.needs_input_grad[2]:
-            h = ctx.host
-            dw = _dw_dkappa_accepted(*(torch.from_numpy(a) for a in (h.w, h.eps, h.kappa)), ctx.m).numpy()
-        grad_loc, grad_kappa = ctx.host.backward(grad.numpy(), *ctx.needs_input_grad[1:3], dw=dw)
-        if grad_loc is not None:
-            grad_loc = torch.from_numpy(grad_loc)
-        if grad_kappa is not None:
-            grad_kappa = torch.from_numpy(grad_kappa).to(ctx.kappa_dtype)
-        return grad_loc, grad_kappa
-
-    @staticmethod
-    def entropy(ctx, kappa, log_iv, ratio, m):
-        value, ctx.host = _host().entropy_and_slope(kappa.detach().numpy(), log_iv.numpy(), ratio.numpy(), m)
-        return torch.from_numpy(value)
-
-    @staticmethod
-    def entropy_backward(ctx, grad):
-        return torch.from_numpy(_host().scaled(grad.numpy(), ctx.host))
 
 
 class VonMisesFisher(Distribution):

@@ -34,7 +34,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..models.base import embed_all
+from .. import kernels
+from ..models.base import LatentVariableModel, embed_all
 from ..threads import flush_denormals
 
 # Seeds for torch.manual_seed; any non-negative int64 works, this keeps them clear of overflow.
@@ -198,59 +199,29 @@ def _decoded_log_likelihood(model, z: torch.Tensor, x: torch.Tensor, signs, kern
     return _redo_overflowed_(out, x, signs, lambda index: model.decode(z[index])).neg_()
 
 
-KERNELS = ("auto", "amx", "torch")
-
-
-def _decodes_with_mlp(model: torch.nn.Module) -> bool:
-    """Whether model.decode(z) is model.decoder(z) for a plain Linear/ReLU stack (what amx can run)."""
-    from ..models.base import LatentVariableModel
-    from . import amx
-
-    return (isinstance(model, LatentVariableModel) and type(model).decode is LatentVariableModel.decode
-            and amx.mlp_linears(model.decoder) is not None)
-
-
-def _amx_unavailable(model: torch.nn.Module, x: torch.Tensor) -> str | None:
-    """Why the AMX kernel cannot score ``model`` on ``x``, or None when it can."""
-    from . import amx
-
+def _unsuitable(model: torch.nn.Module, x: torch.Tensor) -> str | None:
+    """Why a compiled decoder kernel cannot stand in for this module's Bernoulli term, or None."""
     if x.device.type != "cpu":
         return f"the data are on {x.device}"
     if _own_likelihood(model) is not None:
         return "the model's likelihood is not Bernoulli"
     if _binary_signs(x) is None:
         return "the data are not binary"
-    if not _decodes_with_mlp(model):
-        return "the model does not decode with a float32 CPU stack of Linear and ReLU layers"
-    return amx.unavailable_reason()
-
-
-def _uses_amx(model: torch.nn.Module, x: torch.Tensor, kernel: str) -> bool:
-    if kernel not in KERNELS:
-        raise ValueError(f"decoder kernel {kernel!r} is not one of {', '.join(KERNELS)}")
-    if kernel == "torch":
-        return False
-    why = _amx_unavailable(model, x)
-    if why is not None and kernel == "amx":
-        raise RuntimeError(f"decoder kernel 'amx' cannot run: {why}")
-    return why is None
+    if not (isinstance(model, LatentVariableModel) and type(model).decode is LatentVariableModel.decode):
+        return "the model decodes with more than its decoder stack"
+    return None
 
 
 def decoder_kernel(model: torch.nn.Module, x: torch.Tensor, kernel: str = "auto"):
-    """The amx.DecoderNLL that scores ``model``'s codes against binary ``x``, or None for torch.
-
-    ``kernel``: "torch" always None; "amx" the AMX kernel or a RuntimeError saying why it cannot run;
-    "auto" the AMX kernel where it can run (CPU with AMX, binary x, an MLP decoder), else None."""
-    from . import amx
-
-    return amx.DecoderNLL(model.decoder) if _uses_amx(model, x, kernel) else None
+    """The compiled kernel that scores ``model``'s codes against binary ``x`` (vaepriors.kernels
+    chooses: "torch", "amx" or "auto"), or None for torch."""
+    return kernels.decoder_nll(getattr(model, "decoder", None), kernel, _unsuitable(model, x))
 
 
 def decoder_kernel_name(model: torch.nn.Module, x: torch.Tensor, kernel: str = "auto") -> str:
     """What importance_log_likelihood(..., kernel=kernel) computes the decoder with, for the record."""
-    from . import amx
-
-    return amx.NAME if _uses_amx(model, x, kernel) else f"torch-{str(x.dtype).split('.')[-1]}"
+    return (kernels.decoder_name(getattr(model, "decoder", None), kernel, _unsuitable(model, x))
+            or f"torch-{str(x.dtype).split('.')[-1]}")
 
 
 @torch.no_grad()

@@ -5,50 +5,26 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.autograd.function import once_differentiable
 from torch.distributions import Distribution
 
+from .. import kernels
 from ..distributions import HypersphericalUniform, VonMisesFisher
-from ..distributions.vmf import math_for, uniform_kl
+from ..distributions.vmf import uniform_kl
 from .base import LatentVariableModel
 
 # torch's softplus returns x itself above this (its default threshold); the compiled head does too
 _SOFTPLUS_THRESHOLD = 20.0
 
 
-class _Head(torch.autograd.Function):
-    """(normalize(raw[:, :m]), softplus(raw[:, m]) + 1) for raw (N, m + 1) on the CPU, compiled
-    (vmf_host), with its backward: one graph node instead of the ~8 of F.normalize and softplus."""
-
-    @staticmethod
-    def forward(ctx, raw):
-        from ..distributions import vmf_host  # numba: imported with the first compiled call
-
-        raw_np = raw.detach().contiguous().numpy()
-        loc, kappa, inv_norm = vmf_host.head_forward(raw_np, _SOFTPLUS_THRESHOLD)
-        ctx.host = raw_np, loc, inv_norm
-        return torch.from_numpy(loc), torch.from_numpy(kappa)
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_loc, grad_kappa):
-        from ..distributions import vmf_host
-
-        raw_np, loc, inv_norm = ctx.host
-        grad = vmf_host.head_backward(
-            raw_np, loc, inv_norm, grad_loc.numpy(), grad_kappa.numpy(), _SOFTPLUS_THRESHOLD
-        )
-        return torch.from_numpy(grad)
-
-
 def direction_and_concentration(raw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(loc, kappa) = (normalize(raw[..., :-1]), softplus(raw[..., -1]) + 1) from unconstrained
     outputs raw (..., m + 1): the S-VAE's posterior head (Davidson et al. 2018; the +1 keeps kappa
     away from 0, where the Bessel terms of the KL gradient are steepest), also the PS-VAE's."""
-    if math_for(raw).compiled:
+    compiled = kernels.vmf_math(raw)
+    if compiled is not None:
         # rows as (N, m + 1); no reshape node in the graph when they already are (the training step)
         flat = raw.dim() == 2
-        loc, kappa = _Head.apply(raw if flat else raw.reshape(-1, raw.shape[-1]))
+        loc, kappa = compiled.head(raw if flat else raw.reshape(-1, raw.shape[-1]), _SOFTPLUS_THRESHOLD)
         return (loc, kappa) if flat else (loc.reshape(raw.shape[:-1] + loc.shape[-1:]),
                                           kappa.reshape(raw.shape[:-1]))
     loc = F.normalize(raw[..., :-1], dim=-1)

@@ -2,7 +2,7 @@
 
 At training batch sizes (tens of rows) a vMF draw is a few hundred operations on a few dozen
 numbers each, so in torch its cost is the per-operation overhead, not arithmetic. Here the same
-float64 math as vmf.py's torch functions runs as one compiled loop per piece: the Bessel values
+float64 math as distributions/vmf.py's torch functions runs as one compiled loop per piece: the Bessel values
 log I_v and I_{v+1}/I_v (bessel.py's algorithm), the acceptance step of Wood's sampler, the
 implicit gradient dw/dkappa, the Householder map with its hand-written backward, the entropy with
 its slope, and the head transform. Inside a
@@ -18,6 +18,7 @@ numba compiles each kernel on first use (seconds) and caches it beside this file
 from __future__ import annotations
 
 import math
+from functools import cache
 
 import numba
 import numpy as np
@@ -25,8 +26,10 @@ import torch
 from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
+from torch.autograd.function import once_differentiable
 
-from .bessel import _DEBYE_MIN_ORDER, _DEBYE_P, _SERIES_MAX_X, _SERIES_TERMS
+from ..distributions import vmf as _definition
+from ..distributions.bessel import _DEBYE_MIN_ORDER, _DEBYE_P, _SERIES_MAX_X, _SERIES_TERMS
 
 _TINY64 = np.finfo(np.float64).tiny
 # P_k(p2) = sum_j _DEBYE_COEFFICIENTS[j, k - 1] p2^j, k = 1.._DEBYE_TERMS (zeros past the degree)
@@ -454,3 +457,89 @@ def head_backward(raw, loc, inv_norm, grad_loc, grad_kappa, threshold):
     _head_backward(raw, loc, inv_norm, np.ascontiguousarray(grad_loc), np.ascontiguousarray(grad_kappa),
                    grad_raw, threshold)
     return grad_raw
+
+
+@cache
+def _gauss_legendre(n):
+    nodes, weights = _definition._gauss_legendre(n, torch.device("cpu"))
+    return nodes.numpy(), weights.numpy()
+
+
+class _Head(torch.autograd.Function):
+    """(normalize(raw[:, :m]), softplus(raw[:, m]) + 1) for raw (N, m + 1) on the CPU (the S-VAE
+    head of models/spherical.py), with its backward: one graph node instead of the ~8 of
+    F.normalize and softplus."""
+
+    @staticmethod
+    def forward(ctx, raw, threshold):
+        raw_np = raw.detach().contiguous().numpy()
+        loc, kappa, inv_norm = head_forward(raw_np, threshold)
+        ctx.host, ctx.threshold = (raw_np, loc, inv_norm), threshold
+        return torch.from_numpy(loc), torch.from_numpy(kappa)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_loc, grad_kappa):
+        raw_np, loc, inv_norm = ctx.host
+        grad = head_backward(raw_np, loc, inv_norm, grad_loc.numpy(), grad_kappa.numpy(), ctx.threshold)
+        return torch.from_numpy(grad), None
+
+
+class Host:
+    """distributions/vmf.py's _Torch maths on CPU tensors, as the loops above: one call per piece
+    instead of dozens of torch operations."""
+
+    @staticmethod
+    def bessel_values(v, kappa):
+        return tuple(torch.from_numpy(t) for t in bessel_values(v, kappa.numpy()))
+
+    @staticmethod
+    def head(raw, threshold):
+        return _Head.apply(raw, threshold)
+
+    @staticmethod
+    def draw_w(kappa, m):
+        concentration = _definition._beta_concentration(m, torch.float64, kappa.device) if m != 3 else None
+        w, eps = draw_w(kappa.numpy(), m, _definition._MAX_PROPOSALS, _definition._ROUND_ELEMENTS, concentration)
+        return torch.from_numpy(w), torch.from_numpy(eps)
+
+    @staticmethod
+    def normalize_rows(tangent):
+        normalize_rows_(tangent.numpy())
+        return tangent
+
+    @staticmethod
+    def place(ctx, loc, kappa, w, eps, tangent, m, mean):
+        # kept on ctx, not saved tensors: the draws are fresh and nothing else holds them
+        k = kappa.detach().numpy().astype(np.float64)
+        if mean is None and m != 3:
+            mean = Host.bessel_values(0.5 * m - 1, torch.from_numpy(k))[1]
+        nodes = _gauss_legendre(_definition._quadrature_nodes(m, kappa.dtype)) if m != 3 else (None, None)
+        ctx.host = SphereMap(
+            loc.detach().numpy(), k, w.numpy(), eps.numpy(), tangent.numpy(),
+            None if mean is None else mean.numpy(), *nodes,
+        )
+        ctx.kappa_dtype = kappa.dtype
+        return torch.from_numpy(ctx.host.z)
+
+    @staticmethod
+    def place_backward(ctx, grad):
+        dw = None
+        if ctx.gradient == "accepted" and ctx.m != 3 and ctx.needs_input_grad[2]:
+            h = ctx.host
+            dw = _definition._dw_dkappa_accepted(*(torch.from_numpy(a) for a in (h.w, h.eps, h.kappa)), ctx.m).numpy()
+        grad_loc, grad_kappa = ctx.host.backward(grad.numpy(), *ctx.needs_input_grad[1:3], dw=dw)
+        if grad_loc is not None:
+            grad_loc = torch.from_numpy(grad_loc)
+        if grad_kappa is not None:
+            grad_kappa = torch.from_numpy(grad_kappa).to(ctx.kappa_dtype)
+        return grad_loc, grad_kappa
+
+    @staticmethod
+    def entropy(ctx, kappa, log_iv, ratio, m):
+        value, ctx.host = entropy_and_slope(kappa.detach().numpy(), log_iv.numpy(), ratio.numpy(), m)
+        return torch.from_numpy(value)
+
+    @staticmethod
+    def entropy_backward(ctx, grad):
+        return torch.from_numpy(scaled(grad.numpy(), ctx.host))
