@@ -19,7 +19,6 @@ from torch.distributions import kl_divergence
 
 from vaepriors import kernels
 from vaepriors.distributions import HypersphericalUniform, VonMisesFisher, bessel_ratio, vmf
-from vaepriors.kernels import vmf as compiled_vmf
 from vaepriors.distributions.bessel import _log_iv_and_ratio_values, log_iv_and_ratio
 from vaepriors.distributions.vmf import (
     _draw_w,
@@ -30,6 +29,7 @@ from vaepriors.distributions.vmf import (
     _unit_tangent,
     _wood_b,
 )
+from vaepriors.kernels import vmf as compiled_vmf
 from vaepriors.models.spherical import direction_and_concentration
 
 DIMS = [3, 5, 11, 41, 129]

@@ -518,12 +518,14 @@ def _estimator_sentence(pats: pd.DataFrame) -> str:
     a, b, metric = PATTERN
     by = {(r["dataset"], r["metric"], r["latent_dim"]): r for r in pats.to_dict("records")}
     cells, closer = [], []
-    for dataset, m, d in sorted(k for k in by if k[1] == metric):
+    several = len({k[0] for k in by}) > 1
+    for dataset, _, d in sorted(k for k in by if k[1] == metric):
         rows = [by.get((dataset, x, d)) for x in (metric, "elbo", SHARED_METRIC)]
         if any(r is None for r in rows):
             continue
         ll, elbo, shared = rows
-        cells.append(f"d = {d}: paper {ll['paper_diff']:+.2f}; ours {ll['ours_diff']:+.2f} ± "
+        where = f"{dataset} " if several else ""
+        cells.append(f"{where}d = {d}: paper {ll['paper_diff']:+.2f}; ours {ll['ours_diff']:+.2f} ± "
                      f"{ll['ours_se']:.2f} with the standard estimator, {shared['ours_diff']:+.2f} ± "
                      f"{shared['ours_se']:.2f} with the diagnostic; ELBO paper "
                      f"{elbo['paper_diff']:+.2f}, ours {elbo['ours_diff']:+.2f} ± {elbo['ours_se']:.2f}")
@@ -532,7 +534,7 @@ def _estimator_sentence(pats: pd.DataFrame) -> str:
     if not cells:
         return ""
     return (f"Which estimator reproduces the paper's {a} − {b} log-likelihood gap (nats, ± Welch "
-            f"SE)? " + "; ".join(cells) + f". The diagnostic's gap is the closer one to the paper's at "
+            f"SE)? " + "; ".join(cells) + ". The diagnostic's gap is the closer one to the paper's at "
             + (f"d = {', '.join(closer)}" if closer else "no d") + f" of the {len(cells)} compared.")
 
 
