@@ -133,11 +133,17 @@ def test_readme_block_from_a_comparison(tmp_path):
         "p1,mnist,nvae,2,loglik,mean,-135.73,,10,-135.0,0.5,3,0.73,2.5,True,ok\n"
         "p1,mnist,svae,2,loglik,mean,-132.5,,10,,,0,,,,missing\n")
     (folder / "paper_budget.json").write_text('{"label": "budget run against p1: seeds 3 (paper 10)"}')
+    # a run at the paper's own protocol comes first, whatever its name
+    protocol = tmp_path / "docs" / "results" / "zz-paper" / "tables"
+    protocol.mkdir(parents=True)
+    (protocol / "paper_comparison.csv").write_text((folder / "paper_comparison.csv").read_text())
+    (protocol / "paper_budget.json").write_text('{"label": "training protocol of p1, with seeds 5 (paper 10)"}')
     readme = tmp_path / "README.md"
     readme.write_text(f"# x\n\n{README_START}\nold\n{README_END}\n\ntail\n")
     update_readme(readme, tmp_path / "docs" / "results")
     text = readme.read_text()
     assert "old" not in text and text.endswith("\n\ntail\n")
+    assert text.index("[zz-paper]") < text.index("[run1]")
     assert "[run1](docs/results/run1/summary.md)**: budget run against p1" in text
     assert "ours beside p1; 1 of 1 within 1 nat" in text
     assert "| mnist | 2 | -135.73 | -135.00 ± 0.50 (n = 3) |" in text

@@ -165,17 +165,18 @@ def _loglik_table(comparison: pd.DataFrame) -> list[str]:
 
 def readme_block(results_root: str | Path, readme_dir: str | Path) -> str:
     """The README's published-results block: for every folder of results_root with a paper
-    comparison, its training budget, the log-likelihood beside the paper's and its figure."""
+    comparison, its training budget, the log-likelihood beside the paper's and its figure; runs
+    at a paper's own protocol first (the headline), then the others by name."""
     import json
     import os
 
+    folders = {f: json.loads((f / "tables" / "paper_budget.json").read_text(encoding="utf-8"))
+               for f in Path(results_root).iterdir() if (f / "tables" / "paper_comparison.csv").exists()}
     lines = [README_START]
-    for folder in sorted(Path(results_root).iterdir()):
-        csv = folder / "tables" / "paper_comparison.csv"
-        if not csv.exists():
-            continue
-        comparison = pd.read_csv(csv)
-        budget = json.loads((folder / "tables" / "paper_budget.json").read_text(encoding="utf-8"))
+    for folder in sorted(folders, key=lambda f: (not str(folders[f].get("label") or "").startswith(
+            "training protocol"), f.name)):
+        comparison = pd.read_csv(folder / "tables" / "paper_comparison.csv")
+        budget = folders[folder]
         rel = os.path.relpath(folder, readme_dir)
         lines += ["", f"**[{folder.name}]({rel}/summary.md)**: {budget.get('label') or 'no published protocol'}."]
         table = _loglik_table(comparison)

@@ -19,13 +19,19 @@ COMPILED = True
 DECODER_KERNELS = ("auto", "amx", "torch")
 
 
+_vmf_host = None  # kernels.vmf.Host once imported: several calls per training step
+
+
 def vmf_math(tensor: torch.Tensor):
     """The compiled vMF maths (kernels.vmf.Host) for a CPU tensor, else None (the torch definition)."""
+    global _vmf_host
     if not (COMPILED and tensor.device.type == "cpu"):
         return None
-    from . import vmf  # numba adds ~55 MB and ~0.5 s to a process, which only vMF work needs
+    if _vmf_host is None:
+        from . import vmf  # numba adds ~55 MB and ~0.5 s to a process, which only vMF work needs
 
-    return vmf.Host
+        _vmf_host = vmf.Host
+    return _vmf_host
 
 
 def _amx_reason(decoder: nn.Module, kernel: str, unsuitable: str | None) -> str | None:
