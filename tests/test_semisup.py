@@ -251,6 +251,8 @@ def test_table_puts_the_nearest_published_number_beside_each_cell_and_the_paragr
     assert "best M1 svae d 5 + M2 nvae d 5 at 96.00 ± 1.41 % (n = 2)" in text
     assert "M1 latent svae - nvae = +5.00 pp" in text
     assert "M1+M2 93.50 % against M2 alone 55.00 %" in text
+    runs = pd.DataFrame(rows).assign(best_epoch=[3, 1, 3, 3, 2, 3])
+    assert "4 of 6 runs had their best validation accuracy at their last epoch" in S.budget_sentence(runs)
 
 
 def test_a_grid_narrowed_by_config_narrows_the_table_to_the_runs_it_plans(tmp_path):
@@ -270,7 +272,7 @@ def test_a_grid_narrowed_by_config_narrows_the_table_to_the_runs_it_plans(tmp_pa
     assert given and all("/pixels+" in p for p in given)
 
     run = {"dataset": "digits", "labels": 100, "m1_model": None, "m1_dim": None, "m2_model": "nvae",
-           "m2_dim": 5, "seed": 0, "accuracy": 0.5, "epochs": 3, "values": {"epochs": 3},
+           "m2_dim": 5, "seed": 0, "accuracy": 0.5, "epochs": 3, "best_epoch": 2, "values": {"epochs": 3},
            "wall_seconds": 1.0, "meta": {"cpu": "test"}}
     path = tmp_path / "s0.json"
     path.write_text(json.dumps(run))

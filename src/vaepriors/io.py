@@ -35,6 +35,17 @@ def atomic_path(path: str | Path, suffix: str = ".tmp", fsync: bool = False, pre
         Path(tmp).unlink(missing_ok=True)
 
 
+def save_torch(obj: Any, path: str | Path, fsync: bool = False) -> Path:
+    """torch.save through a temporary file, then rename. Saved through a file object, so the
+    archive inside is named "archive", not after the random temporary: the same object gives the
+    same bytes (a retrained identical model changes no hash downstream)."""
+    import torch
+
+    with atomic_path(path, fsync=fsync) as tmp, open(tmp, "wb") as fh:
+        torch.save(obj, fh)
+    return Path(path)
+
+
 def write_text(path: str | Path, text: str) -> Path:
     """Write ``text`` (UTF-8) through a temporary file in the same folder, then rename."""
     with atomic_path(path) as tmp:

@@ -3,8 +3,12 @@
 killed (SIGKILL) at points spread over it, resume with the README's commands, and compare every
 table and metrics file with the uninterrupted run (equal apart from recorded timings and commits).
 
-  python tests/faults/campaign.py [--engine snakemake dvc] [--points 8] [--seed 0]
+  python tests/faults/campaign.py [--engine snakemake dvc slurm] [--points 8] [--seed 0]
                                   [--target FILE ...] [--report results/faults.md]
+
+The slurm engine runs Snakemake through profiles/slurm on a running cluster that holds no other
+jobs (tests/slurm/run_slurm_test.sh --kill N starts a private one and runs this leg): a kill is
+SIGKILL to the submitting Snakemake's group and scancel of every queued or running job.
 
 Kill times are stratified over the uninterrupted run's duration (one uniform draw in each of
 `points` equal slices, seeded), so they fall in downloads, preparation, training epochs,
@@ -88,11 +92,27 @@ class Engine:
     def run(self) -> list[str]:
         if self.name == "snakemake":
             return [sys.executable, "-m", "snakemake", "--cores", "2", *self.targets]
+        if self.name == "slurm":
+            return [sys.executable, "-m", "snakemake", "--profile", str(REPO / "profiles" / "slurm"),
+                    "--slurm-init-seconds-before-status-checks", "5", *self.targets]
         stages = [] if not self.targets else self.targets
         return [str(BIN / "dvc"), "repro", *stages]
 
+    def after_kill(self) -> None:
+        """SLURM jobs live outside the killed group: cancel them all, as an operator would."""
+        if self.name != "slurm":
+            return
+        for _ in range(60):
+            jobs = subprocess.run(["squeue", "-h", "-t", "PD,R,CG", "-o", "%i"], capture_output=True,
+                                  text=True, check=True).stdout.split()
+            if not jobs:
+                return
+            subprocess.run(["scancel", "--full", *jobs], check=False, capture_output=True)
+            time.sleep(1)
+        raise SystemExit(f"slurm: jobs {jobs} still queued a minute after scancel")
+
     def resume(self) -> list[list[str]]:
-        if self.name == "snakemake":  # README, "Running the pipeline": unlock, then the same command
+        if self.name in ("snakemake", "slurm"):  # README: unlock, then the same command
             return [[sys.executable, "-m", "snakemake", "--unlock"], self.run()]
         return [self.run()]
 
@@ -188,6 +208,7 @@ def campaign(engines: list[str], points: int, seed: int, targets: list[str], wor
             engine.setup(root)
             log = root / "campaign.log"
             killed, ran = killed_run(engine.run(), root, log, after)
+            engine.after_kill()
             interrupted = running_jobs(log) if killed else []
             codes = [run(cmd, root, log) for cmd in engine.resume()]
             diff = differences(reference, results(root)) if codes[-1] == 0 else [f"resume exit {codes[-1]}"]
@@ -216,7 +237,7 @@ def report(rows: list[dict]) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--engine", nargs="+", default=["snakemake", "dvc"], choices=["snakemake", "dvc"])
+    parser.add_argument("--engine", nargs="+", default=["snakemake", "dvc"], choices=["snakemake", "dvc", "slurm"])
     parser.add_argument("--points", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--target", nargs="*", default=[], help="files (Snakemake) or stages (DVC)")

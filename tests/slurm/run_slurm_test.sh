@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Run the vaepriors DAG through profiles/slurm on a real, private, single-node SLURM cluster.
 #
-#   tests/slurm/run_slurm_test.sh [--toy] [--keep] [SNAKEMAKE_ARGS...]
+#   tests/slurm/run_slurm_test.sh [--toy | --kill] [--keep] [SNAKEMAKE_ARGS...]
 #
 #   --toy    run the toy DAG in tests/slurm/toy (about a minute): checks SLURM and the profile
 #            without the real pipeline. Same as VAEPRIORS_SLURM_TEST=toy.
+#   --kill   the kill campaign's SLURM leg (tests/faults/campaign.py --engine slurm) on this
+#            cluster: SLURM_TEST_KILL_POINTS kills (default 2, seed SLURM_TEST_KILL_SEED, 0), each
+#            SIGKILL to the submitting Snakemake and scancel of its jobs, resumed and compared.
 #   --keep   keep the temporary directory (configs, daemon logs, workdir) after a success.
 #   SNAKEMAKE_ARGS are appended to the snakemake call (default target: all).
 #
@@ -31,6 +34,7 @@ EXTRA=()
 for arg in "$@"; do
     case "$arg" in
         --toy) MODE=toy ;;
+        --kill) MODE=kill ;;
         --quick) MODE=quick ;;
         --keep) KEEP=1 ;;
         *) EXTRA+=("$arg") ;;
@@ -49,7 +53,7 @@ die() {
 }
 
 [[ $(id -u) -eq 0 ]] || die "must run as root (installs packages, starts SLURM daemons)"
-[[ $MODE == toy || $MODE == quick ]] || die "unknown mode '$MODE' (toy or quick)"
+[[ $MODE == toy || $MODE == quick || $MODE == kill ]] || die "unknown mode '$MODE' (toy, quick or kill)"
 if [[ -z ${SNAKEMAKE:-} ]]; then
     if [[ -x $REPO/.venv/bin/snakemake ]]; then SNAKEMAKE=$REPO/.venv/bin/snakemake
     else SNAKEMAKE=$(command -v snakemake) || die "no snakemake (make the venv: pip install -e '.[slurm]')"
@@ -290,6 +294,18 @@ T_UP=$(date +%s)
 log "SLURM up: node $HOST idle, $CPUS CPUs, ${REALMEM} MB, partition $PARTITION, proctrack/$PROCTRACK ($((T_UP - T_START))s to configure and start; install+start $((T_UP - T_INSTALL))s)"
 
 # ---------------------------------------------------------------- 3. run the DAG
+if [[ $MODE == kill ]]; then
+    log "kill campaign through SLURM: ${SLURM_TEST_KILL_POINTS:-2} kill(s)"
+    rc=0
+    "$(dirname "$SNAKEMAKE")/python" "$REPO/tests/faults/campaign.py" --engine slurm \
+        --points "${SLURM_TEST_KILL_POINTS:-2}" --seed "${SLURM_TEST_KILL_SEED:-0}" \
+        --workdir "$WORK/campaign" --report "$WORK/faults-slurm.md" || rc=$?
+    ((rc == 0)) || die "the SLURM kill campaign failed (exit $rc; report $WORK/faults-slurm.md)"
+    mkdir -p "$REPO/results" && cp "$WORK/faults-slurm.md" "$REPO/results/faults-slurm.md"
+    STATUS=0
+    log "SLURM kill campaign passed in $(($(date +%s) - T0))s"
+    exit 0
+fi
 if [[ $MODE == toy ]]; then
     WD=$WORK/toy
     mkdir -p "$WD"

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from ..data.continuous import as_points, is_continuous
-from ..io import atomic_path
+from ..io import save_torch
 
 log = logging.getLogger(__name__)
 
@@ -168,8 +168,7 @@ def train_classifier(arrays: dict, hidden: list[int], epochs: int, seed: int = 0
 
 
 def save_classifier(clf: FeatureClassifier, path: str | Path) -> None:
-    with atomic_path(path) as tmp:
-        torch.save({"kwargs": clf.init_kwargs(), "state_dict": clf.state_dict()}, tmp)
+    save_torch({"kwargs": clf.init_kwargs(), "state_dict": clf.state_dict()}, path)
 
 
 def load_classifier(path: str | Path) -> FeatureClassifier:

@@ -35,11 +35,12 @@ def read_runs(paths: Iterable[str | Path]) -> pd.DataFrame:
                          "m1_model": rec["m1_model"] or PIXELS, "m1_dim": rec["m1_dim"] or 0,
                          "m2_model": rec["m2_model"], "m2_dim": int(rec["m2_dim"]), "seed": rec["seed"],
                          "accuracy": float(rec["accuracy"]), "epochs": int(rec["epochs"]),
+                         "best_epoch": int(rec["best_epoch"]),
                          "max_epochs": int(rec["values"]["epochs"]), "wall_seconds": rec["wall_seconds"],
                          "cpu": rec["meta"]["cpu"]})
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"{path}: not a semi-supervised run result ({type(exc).__name__}: {exc})") from None
-    return pd.DataFrame(rows, columns=[*KEY, "seed", "accuracy", "epochs", "max_epochs",
+    return pd.DataFrame(rows, columns=[*KEY, "seed", "accuracy", "epochs", "best_epoch", "max_epochs",
                                        "wall_seconds", "cpu"])
 
 
@@ -145,8 +146,12 @@ def budget_sentence(runs: pd.DataFrame, paper_epochs: int = 3000) -> str:
     cpu = runs["cpu"].iloc[0]
     stated = "the authors' protocol" if epochs == [paper_epochs] else \
         f"a budget run: at most {', '.join(map(str, epochs))} epochs (Kingma et al. 2014: {paper_epochs})"
+    # a run whose best validation epoch is its last was still improving when the budget ended
+    last = int((runs["best_epoch"] == runs["max_epochs"]).sum()) if "best_epoch" in runs else 0
     return (f"Training: {stated}; {len(runs)} runs, {hours:.2f} h of training in all on {cpu}. "
-            "Accuracy at the epoch of best validation accuracy; mean ± sd over seeds.")
+            "Accuracy at the epoch of best validation accuracy; mean ± sd over seeds. "
+            f"{last} of {len(runs)} runs had their best validation accuracy at their last epoch "
+            "(still improving when stopped).")
 
 
 def plot(cells: pd.DataFrame, refs: pd.DataFrame, out: str | Path) -> None:

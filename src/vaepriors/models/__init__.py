@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from .. import families
-from ..io import PICKLE, atomic_path, zip_damage
+from ..io import PICKLE, save_torch, zip_damage
 from .autoencoder import AE
 from .base import LatentVariableModel
 from .gaussian import NVAE
@@ -26,8 +26,7 @@ def build_model(name: str, **kwargs) -> LatentVariableModel:
 def save_model(model: LatentVariableModel, path: str | Path, **extra) -> None:
     """Write {'model', 'kwargs', 'state_dict', ...} atomically (loadable with weights_only=True)."""
     payload = {"model": model.name, "kwargs": model.init_kwargs(), "state_dict": model.state_dict(), **extra}
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    save_torch(payload, path)
 
 
 class TorchFileError(ValueError):

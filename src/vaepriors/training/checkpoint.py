@@ -11,9 +11,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from ..io import atomic_path
+from ..io import save_torch
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +24,7 @@ class CheckpointError(RuntimeError):
 
 
 def atomic_save(obj: Any, path: Path) -> None:
-    with atomic_path(path, fsync=True) as tmp:
-        torch.save(obj, tmp)
+    save_torch(obj, path, fsync=True)
 
 
 class CheckpointDir:
