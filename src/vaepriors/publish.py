@@ -165,28 +165,36 @@ def _loglik_table(comparison: pd.DataFrame) -> list[str]:
 
 def readme_block(results_root: str | Path, readme_dir: str | Path) -> str:
     """The README's published-results block: for every folder of results_root with a paper
-    comparison, its training budget, the log-likelihood beside the paper's and its figure; runs
-    at a paper's own protocol first (the headline), then the others by name."""
+    comparison, its training budget and how many log-likelihoods are within 1 nat of the paper's;
+    runs at a paper's own protocol come first (the headline) with the table and its figure, then
+    the others by name, one paragraph each."""
     import json
     import os
 
     folders = {f: json.loads((f / "tables" / "paper_budget.json").read_text(encoding="utf-8"))
                for f in Path(results_root).iterdir() if (f / "tables" / "paper_comparison.csv").exists()}
+
+    def at_protocol(folder):
+        return str(folders[folder].get("label") or "").startswith("training protocol")
+
     lines = [README_START]
-    for folder in sorted(folders, key=lambda f: (not str(folders[f].get("label") or "").startswith(
-            "training protocol"), f.name)):
+    for folder in sorted(folders, key=lambda f: (not at_protocol(f), f.name)):
         comparison = pd.read_csv(folder / "tables" / "paper_comparison.csv")
-        budget = folders[folder]
         rel = os.path.relpath(folder, readme_dir)
-        lines += ["", f"**[{folder.name}]({rel}/summary.md)**: {budget.get('label') or 'no published protocol'}."]
+        head = f"**[{folder.name}]({rel}/summary.md)**: {folders[folder].get('label') or 'no published protocol'}."
         table = _loglik_table(comparison)
-        if table:
-            ok = comparison[(comparison["status"] == "ok") & comparison["metric"].eq("loglik")]
-            within = ok["within_1_nat"].astype(str).str.lower().eq("true").sum()
-            sources = ", ".join(dict.fromkeys(ok["source"]))
-            lines += ["", f"Test log-likelihood (nats, importance-sampled), ours beside {sources}; "
-                      f"{within} of {len(ok)} within 1 nat "
-                      f"([all metrics]({rel}/tables/paper_comparison.md)):", "", *table]
+        if not table:
+            lines += ["", head]
+            continue
+        ok = comparison[(comparison["status"] == "ok") & comparison["metric"].eq("loglik")]
+        within = ok["within_1_nat"].astype(str).str.lower().eq("true").sum()
+        sources = ", ".join(dict.fromkeys(ok["source"]))
+        count = (f"test log-likelihood (nats, importance-sampled) beside {sources}: {within} of {len(ok)} "
+                 f"within 1 nat ([all metrics]({rel}/tables/paper_comparison.md))")
+        if not at_protocol(folder):
+            lines += ["", f"{head} Its {count}."]
+            continue
+        lines += ["", head, "", f"Its {count}:", "", *table]
         if (folder / "figures" / "loglik.png").exists() and comparison["latent_dim"].nunique() > 1:
             lines += ["", f"![log-likelihood against d, {folder.name}]({rel}/figures/loglik.png)"]
     lines.append(README_END)
