@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 CORES ?= all
 
-.PHONY: setup reproduce quick test test-slurm faults bench clean-results
+.PHONY: setup reproduce quick test test-slurm faults faults-slurm bench clean-results
 
 $(BIN)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,11 @@ SLURM_GRID ?= --config 'models=[nvae,svae,ae]' 'latent_dims=[2]'
 test-slurm: setup
 	$(BIN)/pip install --quiet -e .[slurm]
 	bash tests/slurm/run_slurm_test.sh $(SLURM_GRID)
+
+## The kill campaign's SLURM leg on a private single-node cluster (root, Debian): results/faults-slurm.md
+faults-slurm: setup
+	$(BIN)/pip install --quiet -e .[slurm]
+	bash tests/slurm/run_slurm_test.sh --kill
 
 ## The kill campaign: SIGKILL at 8 points of a small DAG under Snakemake and DVC, resumed, compared.
 faults: setup
