@@ -1,6 +1,6 @@
 """Modified Bessel functions of the first kind in log space, in pure torch: one implementation,
 log_iv_and_ratio (log I_v and I_{v+1}/I_v together, what the vMF needs), which log_iv and
-bessel_ratio read (vmf_host.py compiles the same three pieces for CPU tensors).
+bessel_ratio read (kernels/vmf.py compiles the same three pieces for CPU tensors).
 
 torch.special only has orders 0 and 1, and scipy-style ``ive`` underflows to 0 at high order and
 small argument (m = 128, kappa ~ 1.5 gives NaN in widely used vMF code), so we never form I_v(x)

@@ -20,7 +20,7 @@
  * 3 * kpad x npad (npad = n rounded up to 32) in 16 x 32 "VNNI" tiles, tile (nb, kb) at
  * ((nb * nkb + kb) * 16 + row) * 32 + col with row = (k % 32) / 2, col = (n % 16) * 2 + k % 2.
  *
- * Built at first use by vaepriors.evaluation.amx (cc -O3 with AMX and AVX-512 flags).
+ * Built at first use by vaepriors.kernels.amx (cc -O3 with AMX and AVX-512 flags).
  */
 #include <immintrin.h>
 #include <math.h>
