@@ -43,3 +43,20 @@ def test_a_missed_target_is_reported(bench, key, value):
 def test_the_cpu_is_named(bench):
     assert bench.cpu_model().strip()
     assert bench.amx_status().startswith(("yes", "no ("))
+
+
+def test_before_after_compares_medians_of_measurements_and_skips_settings():
+    spec = importlib.util.spec_from_file_location("ab", REPO_ROOT / "benchmarks" / "ab.py")
+    ab = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ab)
+
+    def run(rate, ratio):
+        return {"train": {"nvae": {"ours_samples_per_s": rate, "samples_per_epoch": 12800}},
+                "ratios": {"svae_step_over_nvae_step": ratio, "flag": True}, "cpu": "x"}
+
+    old = [run(100.0, 1.1), run(90.0, 1.3), run(110.0, 1.2)]
+    new = [run(120.0, 1.2), run(130.0, 1.2), run(80.0, 1.2)]
+    rows = {r[0]: r[1:] for r in ab.compare(old, new)}
+    assert set(rows) == {"train.nvae.ours_samples_per_s", "ratios.svae_step_over_nvae_step"}
+    assert rows["train.nvae.ours_samples_per_s"] == pytest.approx((100.0, 120.0, 1.2, 90.0, 110.0, 80.0, 130.0))
+    assert rows["ratios.svae_step_over_nvae_step"][:3] == pytest.approx((1.2, 1.2, 1.0))
