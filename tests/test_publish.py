@@ -152,3 +152,18 @@ def test_readme_block_from_a_comparison(tmp_path):
     readme.write_text("# no markers\n")
     with pytest.raises(ValueError, match="lacks the markers"):
         update_readme(readme, tmp_path / "docs" / "results")
+
+
+def test_the_record_counts_the_decoder_sweeps_runs_beside_the_grids(tmp_path):
+    from vaepriors.publish import run_record
+
+    fake_run(tmp_path)
+    sweep = tmp_path / "results" / "decoder_sweep" / "h64"
+    run = sweep / "models" / "mnist" / "svae" / "d2" / "s1"
+    run.mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"meta": {"cpu": "Test CPU 9000"}}))
+    (run / "history.csv").write_text("epoch,seconds\n1,900\n")
+    (sweep / "metrics" / "mnist" / "svae" / "d2").mkdir(parents=True)
+    (sweep / "metrics" / "mnist" / "svae" / "d2" / "s1.json").write_text("{}")
+    rec = run_record(tmp_path)
+    assert (rec["runs"], rec["evaluated"], rec["train_seconds"]) == (2, 2, 4500.0)

@@ -59,9 +59,12 @@ def _hours(seconds: float) -> str:
 def run_record(workdir: Path) -> dict:
     """Provenance of the results under workdir/results, read from the files themselves."""
     results = workdir / "results"
-    # The published runs are the evaluated ones (results/ may hold runs of a larger grid).
-    evaluated = sorted((results / "metrics").rglob("s*.json"))
-    runs = [results / "models" / p.relative_to(results / "metrics").with_suffix("") for p in evaluated]
+    # The published runs are the evaluated ones (results/ may hold runs of a larger grid): the
+    # grid's, and those of every study that keeps a metrics/ beside its models/ (a decoder size).
+    roots = [results] + sorted(m.parent for m in results.glob("*/*/metrics") if (m.parent / "models").is_dir())
+    evaluated = [p for root in roots for p in sorted((root / "metrics").rglob("s*.json"))]
+    runs = [root / "models" / p.relative_to(root / "metrics").with_suffix("")
+            for root in roots for p in sorted((root / "metrics").rglob("s*.json"))]
     metrics = [read_metrics(p, required=()) for p in evaluated]
     configs = [read_metrics(r / "config.json", required=()) for r in runs if (r / "config.json").exists()]
     train_s = sum(float(pd.read_csv(r / "history.csv")["seconds"].sum())
