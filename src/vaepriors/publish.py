@@ -62,9 +62,9 @@ def run_record(workdir: Path) -> dict:
     # The published runs are the evaluated ones (results/ may hold runs of a larger grid): the
     # grid's, and those of every study that keeps a metrics/ beside its models/ (a decoder size).
     roots = [results] + sorted(m.parent for m in results.glob("*/*/metrics") if (m.parent / "models").is_dir())
-    evaluated = [p for root in roots for p in sorted((root / "metrics").rglob("s*.json"))]
-    runs = [root / "models" / p.relative_to(root / "metrics").with_suffix("")
-            for root in roots for p in sorted((root / "metrics").rglob("s*.json"))]
+    pairs = [(root, p) for root in roots for p in sorted((root / "metrics").rglob("s*.json"))]
+    evaluated = [p for _, p in pairs]
+    runs = [root / "models" / p.relative_to(root / "metrics").with_suffix("") for root, p in pairs]
     metrics = [read_metrics(p, required=()) for p in evaluated]
     configs = [read_metrics(r / "config.json", required=()) for r in runs if (r / "config.json").exists()]
     train_s = sum(float(pd.read_csv(r / "history.csv")["seconds"].sum())
