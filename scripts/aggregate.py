@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """Aggregate per-run metrics into the result tables:
-scripts/aggregate.py --metrics RUN.json ... --references REF.json ... --out-dir results/tables."""
+scripts/aggregate.py --metrics RUN.json ... --references REF.json ... --out-dir results/tables [--carry docs/results/NAME/tables]."""
 
 import argparse
 import sys
@@ -13,6 +13,7 @@ def main(argv=None) -> int:
     parser.add_argument("--metrics", nargs="+", required=True)
     parser.add_argument("--references", nargs="*", default=[])
     parser.add_argument("--out-dir", required=True)
+    parser.add_argument("--carry", help="an earlier publication's tables/: its cells fill those no run here has")
     args = parser.parse_args(argv)
     references = {}
     try:
@@ -27,9 +28,10 @@ def main(argv=None) -> int:
                 # Reference floors sit beside every clustering row of their dataset.
                 run["references"] = references[run["dataset"]]
             runs.append(run)
+        paths = write_tables(runs, args.out_dir, carry=args.carry)
     except MetricsFileError as exc:
         parser.exit(1, f"aggregate: error: {exc}\n")
-    for path in write_tables(runs, args.out_dir):
+    for path in paths:
         print(path)
     return 0
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Log-likelihood at the evaluation's K beside a larger K, from the runs' checks
 (scripts/loglik_check.py): scripts/convergence_table.py --checks CHECK.json ... --out-csv T.csv
---out-md T.md"""
+--out-md T.md [--carry docs/results/NAME/tables]"""
 
 import argparse
 import sys
@@ -16,13 +16,14 @@ def main(argv=None) -> int:
     parser.add_argument("--checks", nargs="+", required=True)
     parser.add_argument("--out-csv", required=True)
     parser.add_argument("--out-md", required=True)
+    parser.add_argument("--carry", help="an earlier publication's tables/: its rows fill the cells no check here has")
     args, _ = parse_script(parser, argv)
     required = ("dataset", "model", "latent_dim", "seed", "loglik", "loglik_base", "gain")
     try:
         checks = [read_metrics(p, required=required) for p in args.checks]
+        table = convergence_table(checks, carry=args.carry)
     except MetricsFileError as exc:
         parser.exit(1, f"convergence_table: error: {exc}\n")
-    table = convergence_table(checks)
     write_text(args.out_csv, table.to_csv(index=False))
     write_text(args.out_md, convergence_markdown(table))
     return 0

@@ -96,8 +96,9 @@ def test_write_tables(metrics, tmp_path):
     written = write_tables(loaded, tmp_path / "tables")
     assert sorted(p.name for p in written) == sorted(
         [f"{t}.{e}" for t in ("loglik", "clustering", "knn") for e in ("csv", "md")]
-        + ["summary.json"]
+        + ["summary.json", "carried.json"]
     )
+    assert json.loads((tmp_path / "tables" / "carried.json").read_text()) == {"source": None, "cells": []}
     md = (tmp_path / "tables" / "loglik.md").read_text()
     assert "## mnist: importance-sampled test log-likelihood (nats)" in md
     assert "| d | nvae | svae |" in md
@@ -133,3 +134,46 @@ def test_convergence_table_pairs_points_within_runs():
     assert svae["gain"] == pytest.approx(0.5) and svae["gain_sd"] == pytest.approx(0.1414, abs=1e-3)
     text = convergence_markdown(table)
     assert "| mnist | svae | 10 | 2 | 1000 | -93.50 | -93.00 | +0.500 ± 0.141 |" in text
+
+
+def test_carried_cells_fill_only_what_no_run_has(metrics, tmp_path):
+    """An earlier publication's tables fill the (dataset, model, d) cells absent here, with their
+    mean, sd and n as published; a cell a run here has is never taken from them."""
+    from vaepriors.evaluation.tables import carried_sentence, convergence_table
+
+    old = [fake_run("mnist", m, d, s, -90.0 - s) for m in ("nvae", "svae") for d in (5, 10) for s in (0, 1)]
+    write_tables(old, tmp_path / "old")
+    new = [r for r in metrics if r["dataset"] == "mnist" and not (r["model"] == "svae" and r["latent_dim"] == 5)]
+    write_tables(new, tmp_path / "new", carry=tmp_path / "old")
+    wide = pd.read_csv(tmp_path / "new" / "loglik.csv").set_index(["metric", "latent_dim"])
+    # d = 10 (both families) and svae d = 5 come from the old tables; nvae d = 5 stays this run's
+    assert wide.loc[("loglik", 10), "svae_mean"] == pytest.approx(-90.5)
+    assert wide.loc[("loglik", 10), "nvae_n"] == 2
+    assert wide.loc[("loglik", 5), "svae_mean"] == pytest.approx(-90.5)
+    assert wide.loc[("loglik", 5), "nvae_mean"] == pytest.approx(-106.0)
+    assert wide.loc[("loglik", 2), "svae_n"] == 3
+    knn = pd.read_csv(tmp_path / "new" / "knn.csv").set_index(["metric", "latent_dim"])
+    assert knn.loc[("knn_100", 10), "nvae_mean"] == pytest.approx(0.7)
+    record = json.loads((tmp_path / "new" / "carried.json").read_text())
+    cells = {(c["model"], c["latent_dim"], c["n"]) for c in record["cells"] if c["dataset"] == "mnist"}
+    assert {("nvae", 10, 2), ("svae", 10, 2), ("svae", 5, 2)} <= cells
+    assert ("nvae", 5, 2) not in cells and ("nvae", 5, 3) not in cells
+    assert "mnist svae d = 5 (n = 2)" in carried_sentence(record)
+    assert carried_sentence({"source": None, "cells": []}) == ""
+
+    def check(seed, dim):
+        return {"dataset": "mnist", "model": "svae", "latent_dim": dim, "seed": seed,
+                "loglik": {"mean": -93.0, "importance_samples": 5000, "n_test": 1000},
+                "loglik_base": {"mean": -93.4, "importance_samples": 500}, "gain": {"mean": 0.4}}
+
+    convergence_table([check(0, 10), check(1, 10)]).to_csv(tmp_path / "old" / "loglik_convergence.csv", index=False)
+    table = convergence_table([check(0, 40)], carry=tmp_path / "old").set_index("latent_dim")
+    assert table.loc[10, "n"] == 2 and table.loc[40, "n"] == 1
+
+
+def test_a_carried_folder_without_its_tables_is_named(metrics, tmp_path):
+    from vaepriors.evaluation.tables import MetricsFileError
+
+    with pytest.raises(MetricsFileError, match="nowhere/loglik.csv: not found"):
+        write_tables(metrics, tmp_path / "new", carry=tmp_path / "nowhere")
+    assert not (tmp_path / "new" / "loglik.csv").exists()  # nothing half-written

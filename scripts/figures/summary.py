@@ -3,7 +3,7 @@
 scripts/figures/summary.py --out results/summary.md --loglik L.csv --clustering C.csv --knn K.csv
 --tables-md T.md ... --figures F.png ... --sample-quality Q.csv --classifiers C.json ...
 --density A.csv ... --weights W.csv ... [--comparison paper_comparison.csv --pattern
-paper_pattern.csv --budget paper_budget.json]"""
+paper_pattern.csv --budget paper_budget.json --carried carried.json]"""
 
 import argparse
 import json
@@ -14,7 +14,7 @@ import pandas as pd
 
 from vaepriors import ablation
 from vaepriors.evaluation.replication import replication_paragraph
-from vaepriors.evaluation.tables import read_metrics
+from vaepriors.evaluation.tables import carried_sentence, read_metrics
 from vaepriors.figures import semisup
 from vaepriors.figures import summary as S
 from vaepriors.figures.cli import parse
@@ -58,6 +58,7 @@ def main(argv=None) -> int:
     parser.add_argument("--comparison", help="paper_comparison.csv (scripts/compare_paper.py)")
     parser.add_argument("--pattern", help="paper_pattern.csv")
     parser.add_argument("--budget", help="paper_budget.json")
+    parser.add_argument("--carried", help="carried.json (scripts/aggregate.py --carry)")
     parser.add_argument("--spherical", nargs="*", default=[],
                         help="spherical_stability.csv (scripts/figures/spherical_study.py)")
     # nargs "?": the rule passes the flag with no file when the study is not configured
@@ -70,7 +71,9 @@ def main(argv=None) -> int:
     paragraphs = {
         "replication": replication_paragraph(
             pd.read_csv(args.comparison), pd.read_csv(args.pattern),
-            read_metrics(args.budget, required=("label",)).get("label", "")) if args.comparison else "",
+            read_metrics(args.budget, required=("label",)).get("label", ""),
+            carried_sentence(read_metrics(args.carried, required=("cells",))) if args.carried else "")
+        if args.comparison else "",
         "loglik": S.loglik_paragraph(pd.read_csv(args.loglik)),
         "clustering": S.clustering_paragraph(pd.read_csv(args.clustering)),
         "knn": S.knn_paragraph(pd.read_csv(args.knn)),

@@ -49,6 +49,7 @@ rule aggregate:
         script="scripts/aggregate.py",
         metrics=runs(f"results/metrics/{RUN}.json"),
         references=expand("results/metrics/{dataset}/references.json", dataset=config["datasets"]),
+        carried=T.carried_inputs(config, ["loglik", "clustering", "knn"]),
     output:
         loglik="results/tables/loglik.csv",
         clustering="results/tables/clustering.csv",
@@ -57,6 +58,9 @@ rule aggregate:
         clustering_md="results/tables/clustering.md",
         knn_md="results/tables/knn.md",
         summary="results/tables/summary.json",
+        carried="results/tables/carried.json",
+    params:
+        carry=T.carry_flag(config),
     log:
         "results/logs/aggregate.log",
     conda:
@@ -67,7 +71,7 @@ rule aggregate:
         runtime=10,
     shell:
         "python {input.script} --metrics {input.metrics} --references {input.references}"
-        " --out-dir results/tables 2> {log}"
+        " --out-dir results/tables{params.carry} 2> {log}"
 
 
 # Our tables beside published numbers (workflow/references/): the replication verdict.
@@ -131,9 +135,12 @@ if config.get("convergence_samples"):
         input:
             script="scripts/convergence_table.py",
             checks=runs(f"results/convergence/{RUN}.json"),
+            carried=T.carried_inputs(config, ["loglik_convergence"]),
         output:
             csv="results/tables/loglik_convergence.csv",
             md="results/tables/loglik_convergence.md",
+        params:
+            carry=T.carry_flag(config),
         log:
             "results/logs/convergence/table.log",
         conda:
@@ -144,4 +151,4 @@ if config.get("convergence_samples"):
             runtime=10,
         shell:
             "python {input.script} --checks {input.checks}"
-            " --out-csv {output.csv} --out-md {output.md} 2> {log}"
+            " --out-csv {output.csv} --out-md {output.md}{params.carry} 2> {log}"

@@ -322,6 +322,7 @@ rule summary:
         comparison="results/tables/paper_comparison.csv",
         pattern="results/tables/paper_pattern.csv",
         budget="results/tables/paper_budget.json",
+        carried="results/tables/carried.json",
         spherical=T.spherical_tables(config),
         ablation=[p for p in T.ablation_outputs(config) if p.endswith(".csv")],
         convergence=[p for p in T.convergence_outputs(config) if p.endswith(".csv")],
@@ -342,6 +343,7 @@ rule summary:
         " --figures {input.figures} --sample-quality {input.sample_quality}"
         " --classifiers {input.classifiers} --density {input.density} --weights {input.weights}"
         " --comparison {input.comparison} --pattern {input.pattern} --budget {input.budget}"
+        " --carried {input.carried}"
         " --spherical {input.spherical} --ablation {input.ablation} --convergence {input.convergence}"
         " --semi-supervised {input.semisup}"
         " 2> {log}"

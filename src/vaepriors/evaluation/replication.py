@@ -591,8 +591,10 @@ def _pattern_sentences(pats: pd.DataFrame) -> list[str]:
     return out
 
 
-def replication_paragraph(comparison: pd.DataFrame, patterns: pd.DataFrame, label: str) -> str:
-    """The opening paragraph of results/summary.md, every number read from the comparison."""
+def replication_paragraph(comparison: pd.DataFrame, patterns: pd.DataFrame, label: str,
+                          carried: str = "") -> str:
+    """The opening paragraph of results/summary.md, every number read from the comparison;
+    ``carried`` names the cells taken from an earlier publication (tables.carried_sentence)."""
     if comparison.empty:
         return ("No published reference numbers cover this grid (see workflow/references/), so "
                 "there is no replication verdict.")
@@ -606,6 +608,8 @@ def replication_paragraph(comparison: pd.DataFrame, patterns: pd.DataFrame, labe
                      else f"Training followed the {label}.")
         if done["ours_n"].min() < 3:
             parts.append("With fewer than 3 seeds per cell the standard errors below are rough.")
+    if carried:
+        parts.append(carried)
     if len(nats):
         sources = ", ".join(sorted(nats["source"].unique()))
         parts.append(f"Against {sources}: {int(nats['within_1_nat'].sum())} of {len(nats)} "

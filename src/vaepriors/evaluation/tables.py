@@ -31,6 +31,10 @@ al. 2018: one block per dataset and metric, rows = latent dim d, columns = model
 over seeds (sample sd; a single seed shows the mean alone). The CSV holds the same layout as
 numbers: columns dataset, metric, latent_dim, then {model}_mean, {model}_sd, {model}_n.
 summary.json holds the headline means: {dataset: {model: {"d{latent_dim}": {metric: mean}}}}.
+
+Cells of an earlier publication (its tables/ folder, `carry`) fill the cells (dataset, model, d)
+that no run here has, so a grid too long for one machine's session builds up publication by
+publication; carried.json lists them and their source.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ TABLE_METRICS = {
     "clustering": ["cluster_acc", "cluster_nmi", "cluster_ari"],
     "knn": [],  # knn_{n_labels}: whichever label counts the runs report
 }
+CARRIED = "carried.json"
 HEADLINE = ["loglik", "cluster_acc"]  # plus every knn_{n_labels}
 TITLES = {
     "loglik": "importance-sampled test log-likelihood (nats)",
@@ -181,11 +186,49 @@ def summary_dict(summary: pd.DataFrame) -> dict:
     return out
 
 
-def write_tables(metrics: list[dict], out_dir: str | Path) -> list[Path]:
-    """Write {loglik,clustering,knn}.{csv,md} and summary.json under out_dir; return the paths."""
+_CELL = ["dataset", "model", "latent_dim"]
+
+
+def _read_csv(path: Path, columns) -> pd.DataFrame:
+    try:
+        frame = pd.read_csv(path)
+    except pd.errors.EmptyDataError:  # a table with no rows is written as an empty file
+        return pd.DataFrame(columns=list(columns))
+    except FileNotFoundError:
+        raise MetricsFileError(f"{path}: not found (a carried publication's tables/ folder holds "
+                               f"{', '.join(f'{t}.csv' for t in TABLE_METRICS)})") from None
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        raise MetricsFileError(f"{path}: not a readable CSV table ({exc})") from None
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise MetricsFileError(f"{path}: missing columns {missing}")
+    return frame
+
+
+def carried_cells(carry: str | Path, present: pd.DataFrame) -> pd.DataFrame:
+    """Long rows (dataset, metric, latent_dim, model, mean, sd, n) of the wide tables under
+    ``carry`` for the cells (dataset, model, latent_dim) absent from ``present``."""
+    rows = []
+    for table in TABLE_METRICS:
+        wide = _read_csv(Path(carry) / f"{table}.csv", ["dataset", "metric", "latent_dim"])
+        for model in (c[: -len("_mean")] for c in wide.columns if c.endswith("_mean")):
+            part = wide[["dataset", "metric", "latent_dim", f"{model}_mean", f"{model}_sd", f"{model}_n"]]
+            part = part.set_axis(["dataset", "metric", "latent_dim", "mean", "sd", "n"], axis=1)
+            rows.append(part.dropna(subset=["mean"]).assign(model=model))
+    carried = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=[*_CELL, "metric"])
+    have = set(map(tuple, present[_CELL].drop_duplicates().itertuples(index=False)))
+    keep = [tuple(c) not in have for c in carried[_CELL].itertuples(index=False)]
+    return carried[keep].astype({"latent_dim": int, "n": int}).reset_index(drop=True)
+
+
+def write_tables(metrics: list[dict], out_dir: str | Path, carry: str | Path | None = None) -> list[Path]:
+    """Write {loglik,clustering,knn}.{csv,md}, summary.json and carried.json (the cells taken
+    from ``carry``, an earlier publication's tables/) under out_dir; return the paths."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = aggregate(metrics)
+    carried = carried_cells(carry, summary) if carry else pd.DataFrame(columns=[*_CELL, "n"])
+    summary = pd.concat([summary, carried], ignore_index=True) if len(carried) else summary
     written = []
     for table in TABLE_METRICS:
         wide = wide_table(summary, table)
@@ -194,7 +237,21 @@ def write_tables(metrics: list[dict], out_dir: str | Path) -> list[Path]:
         written += [out_dir / f"{table}.csv", out_dir / f"{table}.md"]
     path = out_dir / "summary.json"
     write_text(path, json.dumps(summary_dict(summary), indent=2, sort_keys=True) + "\n")
-    return [*written, path]
+    cells = carried.groupby(_CELL)["n"].max().reset_index() if len(carried) else carried
+    record = {"source": str(carry) if carry else None,
+              "cells": [{"dataset": r.dataset, "model": r.model, "latent_dim": int(r.latent_dim),
+                         "n": int(r.n)} for r in cells.itertuples(index=False)]}
+    write_text(out_dir / CARRIED, json.dumps(record, indent=2) + "\n")
+    return [*written, path, out_dir / CARRIED]
+
+
+def carried_sentence(record: dict) -> str:
+    """Which cells come from an earlier publication (aggregate --carry) rather than runs here."""
+    if not record["cells"]:
+        return ""
+    cells = "; ".join(f"{c['dataset']} {c['model']} d = {c['latent_dim']} (n = {c['n']})" for c in record["cells"])
+    return (f"Cells carried from an earlier publication ({record['source']}; their runs are not under "
+            f"this results/, their provenance is that publication's RUN.md in git history): {cells}.")
 
 
 class MetricsFileError(ValueError):
@@ -224,10 +281,11 @@ def load_metrics(root: str | Path) -> list[dict]:
     return [read_metrics(p) for p in sorted(Path(root).rglob("*.json"))]
 
 
-def convergence_table(checks: list[dict]) -> pd.DataFrame:
+def convergence_table(checks: list[dict], carry: str | Path | None = None) -> pd.DataFrame:
     """Per (dataset, model, d): the test log-likelihood at the evaluation's K and at a larger K on
     the same test points (scripts/loglik_check.py), both means over seeds, and the gain (larger K
-    minus K, paired point by point within a run), mean ± sd over seeds."""
+    minus K, paired point by point within a run), mean ± sd over seeds. Rows of ``carry`` (an
+    earlier publication's tables/) fill the cells that no check here has."""
     rows = []
     for r in checks:
         rows.append({**{k: r[k] for k in _KEYS}, "n_test": r["loglik"]["n_test"],
@@ -244,6 +302,11 @@ def convergence_table(checks: list[dict]) -> pd.DataFrame:
                      "loglik_check": cell["check"].mean(), "gain": cell["gain"].mean(),
                      "gain_sd": cell["gain"].std() if len(cell) > 1 else math.nan})
     out = pd.DataFrame(rows)
+    if carry:
+        old = _read_csv(Path(carry) / "loglik_convergence.csv", [*_CELL, "n", "gain"])
+        have = set(map(tuple, out[_CELL].itertuples(index=False))) if len(out) else set()
+        old = old[[tuple(c) not in have for c in old[_CELL].itertuples(index=False)]]
+        out = pd.concat([out, old], ignore_index=True) if len(old) else out
     if out.empty:
         return out
     out["model"] = pd.Categorical(out["model"], _model_order(out["model"].unique()))

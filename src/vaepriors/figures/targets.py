@@ -161,3 +161,14 @@ def summary_tables_md(config: dict) -> list[str]:
 
 def per_dataset(config: dict, pattern: str) -> list[str]:
     return [pattern.format(dataset=ds) for ds in config["datasets"]]
+
+
+def carried_inputs(config: dict, tables: list[str]) -> list[str]:
+    """The carried publication's tables (config key carry_tables) that a rule reads, if any."""
+    carry = config.get("carry_tables")
+    return [f"{carry}/{t}.csv" for t in tables] if carry else []
+
+
+def carry_flag(config: dict) -> str:
+    carry = config.get("carry_tables")
+    return f" --carry {carry}" if carry else ""
