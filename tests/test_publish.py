@@ -90,6 +90,25 @@ def test_publish_copies_summary_tables_pngs_and_writes_provenance(tmp_path):
     assert "wall time: 1.00 h over 1 Snakemake invocation(s)" in run
     assert "training: 1 runs, 1.00 h" in run and "1 runs evaluated" in run
     assert "| train_seeds_0_1 | 1 | 0.50 |" in run and "| evaluate | 1 | 0.01 |" in run
+    assert "| mnist/nvae/d2 | 1 | 2–2 | 1.00–1.00 |" in run  # per cell, from history.csv
+    assert "Carried cells" not in run
+
+
+def test_carried_cells_keep_the_earlier_publications_record(tmp_path):
+    """Cells carried from an earlier publication (aggregate --carry) are named in RUN.md, with
+    that publication's own RUN.md kept beneath as their provenance."""
+    fake_run(tmp_path)
+    out = tmp_path / "docs" / "results" / "paper"
+    publish(tmp_path, out, "first session")
+    carried = {"source": "docs/results/paper/tables",
+               "cells": [{"dataset": "mnist", "model": "svae", "latent_dim": 10, "n": 5}]}
+    (tmp_path / "results" / "tables" / "carried.json").write_text(json.dumps(carried))
+    publish(tmp_path, out, "second session")
+    run = (out / "RUN.md").read_text()
+    assert "`second session`" in run and "## Carried cells" in run
+    assert "mnist svae d = 10 (n = 5)" in run
+    assert "## # How these results were made" not in run and "## How these results were made" in run
+    assert "`first session`" in run.split("## Carried cells")[1]
 
 
 def test_publish_refuses_an_unfinished_run_and_names_the_file(tmp_path):

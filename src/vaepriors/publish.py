@@ -67,14 +67,20 @@ def run_record(workdir: Path) -> dict:
     runs = [root / "models" / p.relative_to(root / "metrics").with_suffix("") for root, p in pairs]
     metrics = [read_metrics(p, required=()) for p in evaluated]
     configs = [read_metrics(r / "config.json", required=()) for r in runs if (r / "config.json").exists()]
-    train_s = sum(float(pd.read_csv(r / "history.csv")["seconds"].sum())
-                  for r in runs if (r / "history.csv").exists())
+    cells: dict[str, list] = {}  # "[study/size/]dataset/model/dD" -> [(epochs, seconds)] of its runs
+    for r in runs:
+        if (r / "history.csv").exists():
+            seconds = pd.read_csv(r / "history.csv")["seconds"]
+            cell = r.parent.relative_to(results).as_posix().replace("models/", "")
+            cells.setdefault(cell, []).append((len(seconds), float(seconds.sum())))
+    train_s = sum(sec for runs_ in cells.values() for _, sec in runs_)
     times = snakemake_times(workdir)
     metas = [c.get("meta", {}) for c in configs]
     return {
         "runs": len(configs),
         "evaluated": len(metrics),
         "train_seconds": train_s,
+        "cells": cells,
         "wall_seconds": times["wall"],
         "invocations": times["invocations"],
         "rules": times["rules"],
@@ -110,6 +116,7 @@ def publish(workdir: str | Path, out: str | Path, command: str) -> list[Path]:
         written.append(Path(shutil.copy2(src, dst)))
     text = _PDF_LINK.sub("", summary.read_text(encoding="utf-8"))
     written.append(write_text(out / "summary.md", text))
+    carried = _carried_record(results, final)
     cpu_note = "" if rec["cpu_recorded"] else " (of the machine that published; the runs predate CPU recording)"
     lines = [
         "# How these results were made", "",
@@ -130,14 +137,40 @@ def publish(workdir: str | Path, out: str | Path, command: str) -> list[Path]:
         "| rule | jobs | hours |", "|---|---|---|",
         *(f"| {rule} | {n} | {secs / 3600:.2f} |" for rule, (n, secs) in sorted(rec["rules"].items())),
         "",
+        "Training per cell (from each run's history.csv; a group of seeds trained together is "
+        "one process, so its hours are one group's wall time, not the sum):", "",
+        "| runs of | runs | epochs | hours per run |", "|---|---|---|---|",
+        *(f"| {cell} | {len(v)} | {min(e for e, _ in v)}–{max(e for e, _ in v)} "
+          f"| {min(s for _, s in v) / 3600:.2f}–{max(s for _, s in v) / 3600:.2f} |"
+          for cell, v in sorted(rec["cells"].items())),
+        "",
         "Start with [summary.md](summary.md); the comparison with the paper is "
         "[tables/paper_comparison.md](tables/paper_comparison.md).", "",
+        *carried,
     ]
     written.append(write_text(out / "RUN.md", "\n".join(lines)))
     if final.exists():
         shutil.rmtree(final)
     out.rename(final)
     return [final / p.relative_to(out) for p in written]
+
+
+def _carried_record(results: Path, earlier: Path) -> list[str]:
+    """RUN.md lines for the cells taken from an earlier publication (results/tables/carried.json):
+    which cells, and that publication's own RUN.md, kept as their provenance."""
+    path = results / "tables" / "carried.json"
+    record = read_metrics(path, required=("cells",)) if path.exists() else {"cells": []}
+    if not record["cells"]:
+        return []
+    lines = ["## Carried cells", "",
+             f"Taken from the earlier publication in `{record['source']}` (aggregate --carry), not "
+             "trained here: " + "; ".join(f"{c['dataset']} {c['model']} d = {c['latent_dim']} (n = {c['n']})"
+                                         for c in record["cells"]) + ".", ""]
+    if (earlier / "RUN.md").exists():
+        text = (earlier / "RUN.md").read_text(encoding="utf-8").strip()
+        lines += ["That publication's RUN.md:", "",
+                  *("#" + line if line.startswith("#") else line for line in text.splitlines()), ""]
+    return lines
 
 
 README_START = "<!-- published-results:start (scripts/publish_results.py --readme; do not edit) -->"
