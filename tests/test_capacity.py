@@ -113,8 +113,10 @@ def test_rules_plan_the_studies_only_where_configured():
     assert out.returncode == 0, out.stderr[-3000:]
     counts = {ln.split()[0]: int(ln.split()[1]) for ln in out.stdout.splitlines()
               if len(ln.split()) == 2 and ln.split()[1].isdigit()}
-    assert counts["train"] == 15 and counts["circle_study"] == 1  # 5 families x 3 seeds
-    assert counts["train_sweep"] == 4 * 2 * 4 * 3 and counts["decoder_sweep_table"] == 1
+    # the sweep's profile trains 3 seeds per job: 5 families, and 4 families x 2 d x 4 sizes
+    assert counts["train_seeds_0_2"] == 5 and counts["circle_study"] == 1
+    assert counts["train_sweep_seeds_0_2"] == 4 * 2 * 4 and "train_sweep" not in counts
+    assert counts["evaluate_sweep"] == 4 * 2 * 4 * 3 and counts["decoder_sweep_table"] == 1
     out = subprocess.run([*snake, "--configfile", "profiles/quick/params.yaml"], cwd=REPO_ROOT,
                          capture_output=True, text=True)
     assert out.returncode == 0 and "sweep" not in out.stdout and "circle" not in out.stdout

@@ -101,6 +101,22 @@ def test_group_matches_single_seed_runs(family, latent, processed_npz, train_cfg
     assert not history(dirs[0]).equals(history(dirs[1]))
 
 
+@pytest.mark.parametrize("family,latent", [("nvae", 2), ("svae", 1), ("vamp", 2)])
+def test_group_matches_single_seed_runs_on_continuous_data(family, latent, train_cfg, model_cfg, tmp_path):
+    """The circle toy's decoder sweep trains its seeds stacked: a Gaussian likelihood (its learned
+    scale is a parameter outside the linear layers) and a decoder of its own size stack too."""
+    from vaepriors.data.prepare import prepare_dataset
+
+    data = tmp_path / "circle.npz"
+    prepare_dataset("circle", tmp_path / "raw", data, n_validation=100, max_train=200)
+    train_cfg["max_epochs"] = 2
+    model_cfg = {**model_cfg, "likelihood": "gaussian", "decoder_hidden": [16, 8]}
+    dirs = run_both(family, latent, [0, 2], data, train_cfg, model_cfg, tmp_path)
+    assert not history(dirs[0]).equals(history(dirs[1]))
+    scale = load_state(dirs[0])["state_dict"]["obs_log_scale"]
+    assert scale.shape == (100,) and scale.abs().max() > 0  # learned, per seed
+
+
 def test_early_stopped_seed_leaves_the_group_untouched(processed_npz, train_cfg, model_cfg, tmp_path):
     """Patience 1 and a large step: seeds stop at different epochs; each must match its own
     single-seed run, which only holds if a stopped seed's weights and Adam state stay frozen."""

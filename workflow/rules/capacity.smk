@@ -2,8 +2,6 @@
 # configured: the circle toy's study when `circle` is among the datasets (its runs are the grid's),
 # the decoder-capacity sweep when `decoder_sweep` names sizes (paths and logic in
 # vaepriors.decoder_sweep). Target: `snakemake ... capacity`.
-from vaepriors import decoder_sweep as DS  # noqa: E402
-
 CIRCLE_RUNS = [r for r in T.grid(config) if r[0] == "circle"]
 SWEEP_RUNS = DS.runs(config) if DS.sweep(config).get("sizes") else []
 # each size's whole configuration, merged and validated once
@@ -57,7 +55,7 @@ if SWEEP_RUNS:
             history=f"{DS.RUN_DIR}/history.csv",
             config=f"{DS.RUN_DIR}/config.json",
         params:
-            settings=lambda w: values_json(run_values(SIZE_CONFIGS[w.size], "train", w.model)),
+            settings=SWEEP_TRAIN,
             seeds=lambda w, output: w.seed,
             run_dirs=lambda w, output: str(Path(output.model).parent),
         log:

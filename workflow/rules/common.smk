@@ -4,6 +4,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from vaepriors import ablation as ABL  # noqa: E402
+from vaepriors import decoder_sweep as DS  # noqa: E402
 from vaepriors import families  # noqa: E402
 from vaepriors.config import load_schema, path_keys, run_values, to_flags, values_json  # noqa: E402
 from vaepriors.config import validate as validate_families  # noqa: E402

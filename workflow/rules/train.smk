@@ -37,39 +37,48 @@ rule train:
 
 # Several seeds per job (train.seeds_per_job > 1): one rule per group of consecutive seeds of
 # config["seeds"], trained together in one process (stacked; each seed as it would train alone).
-# Its outputs are the per-seed files of `train`, and the ruleorder below makes the DAG take it.
+# Its outputs are the per-seed files of `train` (and of `train_sweep`, for the decoder sweep's
+# runs, each size with its own values), and the ruleorder below makes the DAG take it.
 SEEDS_PER_JOB = config["train"]["seeds_per_job"]
 SEED_GROUPS = (
     [config["seeds"][i : i + SEEDS_PER_JOB] for i in range(0, len(config["seeds"]), SEEDS_PER_JOB)]
     if SEEDS_PER_JOB > 1
     else []
 )
-GROUP_RUN = "results/models/{{dataset}}/{{model}}/d{{dim}}/s{seed}"
+SWEEP_TRAIN = DS.sweep_train_settings(config)
+# rule-name prefix -> (run directory pattern, per-seed rule, values of a run, log directory)
+GROUPED = {"train": ("results/models/{dataset}/{model}/d{dim}/s{seed}", "train", settings("train"),
+                     "results/logs/train/{dataset}/{model}/d{dim}")}
+if SWEEP_TRAIN:
+    GROUPED["train_sweep"] = (DS.RUN_DIR, "train_sweep", SWEEP_TRAIN,
+                              "results/logs/decoder_sweep/{size}/train/{dataset}/{model}/d{dim}")
 
-for _seeds in SEED_GROUPS:
+for _prefix, (_run, _single, _settings, _logs) in GROUPED.items():
+    _group_run = _run.replace("{", "{{").replace("}", "}}").replace("{{seed}}", "{seed}")
+    for _seeds in SEED_GROUPS:
 
-    rule:
-        name:
-            f"train_seeds_{_seeds[0]}_{_seeds[-1]}"
-        input:
-            data=f"{PROCESSED}/{{dataset}}.npz",
-        output:
-            model=expand(f"{GROUP_RUN}/model.pt", seed=_seeds),
-            history=expand(f"{GROUP_RUN}/history.csv", seed=_seeds),
-            config=expand(f"{GROUP_RUN}/config.json", seed=_seeds),
-        params:
-            settings=settings("train"),
-            seeds=lambda w, output, s=_seeds: " ".join(map(str, s)),
-            run_dirs=lambda w, output: " ".join(str(Path(p).parent) for p in output.model),
-        log:
-            f"results/logs/train/{{dataset}}/{{model}}/d{{dim}}/s{_seeds[0]}-{_seeds[-1]}.log",
-        conda:
-            "../envs/vaepriors.yaml"
-        threads: config["train"]["threads"]
-        resources:
-            mem_mb=2000 + 200 * len(_seeds),
-            runtime=600 * len(_seeds),
-        shell:
-            TRAIN_SHELL
+        rule:
+            name:
+                f"{_prefix}_seeds_{_seeds[0]}_{_seeds[-1]}"
+            input:
+                data=f"{PROCESSED}/{{dataset}}.npz",
+            output:
+                model=expand(f"{_group_run}/model.pt", seed=_seeds),
+                history=expand(f"{_group_run}/history.csv", seed=_seeds),
+                config=expand(f"{_group_run}/config.json", seed=_seeds),
+            params:
+                settings=_settings,
+                seeds=lambda w, output, s=_seeds: " ".join(map(str, s)),
+                run_dirs=lambda w, output: " ".join(str(Path(p).parent) for p in output.model),
+            log:
+                f"{_logs}/s{_seeds[0]}-{_seeds[-1]}.log",
+            conda:
+                "../envs/vaepriors.yaml"
+            threads: config["train"]["threads"]
+            resources:
+                mem_mb=2000 + 200 * len(_seeds),
+                runtime=600 * len(_seeds),
+            shell:
+                TRAIN_SHELL
 
-    workflow.ruleorder(f"train_seeds_{_seeds[0]}_{_seeds[-1]}", "train")
+        workflow.ruleorder(f"{_prefix}_seeds_{_seeds[0]}_{_seeds[-1]}", _single)
