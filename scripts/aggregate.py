@@ -1,6 +1,7 @@
 #!/usr/bin/env python
 """Aggregate per-run metrics into the result tables:
-scripts/aggregate.py --metrics RUN.json ... --references REF.json ... --out-dir results/tables [--carry docs/results/NAME/tables]."""
+scripts/aggregate.py --metrics RUN.json ... --references REF.json ... --out-dir results/tables
+[--carry docs/results/NAME/tables]."""
 
 import argparse
 import sys
