@@ -6,8 +6,8 @@ scripts/compare_paper.py --tables results/tables/{loglik,clustering,knn}.csv
 
 Writes paper_comparison.{csv,md}, paper_pattern.csv (S - N per d, log-likelihood and k-NN, with a
 Welch test across seeds) and paper_budget.json. The grid is the set of
-(dataset, model, d) cells of the run configs; a grid without reference rows gets an empty
-comparison."""
+(dataset, model, d) cells of the run configs and of carried.json (cells taken from an earlier
+publication, aggregate.py --carry); a grid without reference rows gets an empty comparison."""
 
 import argparse
 import sys
@@ -26,6 +26,7 @@ def main(argv=None) -> int:
     parser.add_argument("--run-configs", nargs="+", required=True)
     parser.add_argument("--importance-samples", type=int, required=True)
     parser.add_argument("--out-dir", required=True)
+    parser.add_argument("--carried", help="carried.json: cells of an earlier publication, compared too")
     args = parser.parse_args(argv)
     try:
         refs = R.load_references(args.references)
@@ -35,9 +36,10 @@ def main(argv=None) -> int:
     try:
         records = [read_metrics(p, required=("dataset", "model", "latent_dim", "seed", "train"))
                    for p in args.run_configs]
+        carried = read_metrics(args.carried, required=("cells",))["cells"] if args.carried else []
     except MetricsFileError as exc:
         parser.exit(1, f"compare_paper: error: {exc}\n")
-    grid = {(r["dataset"], r["model"], int(r["latent_dim"])) for r in records}
+    grid = {(r["dataset"], r["model"], int(r["latent_dim"])) for r in [*records, *carried]}
     results = R.long_results(pd.read_csv(p) for p in args.tables)
     comparison = R.compare(refs, results, grid)
     patterns = R.patterns(refs, results, grid)

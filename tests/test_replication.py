@@ -232,6 +232,20 @@ def test_compare_script_end_to_end_writes_the_verdict(tmp_path):
     # Means -135.0, -131.5, -88.5, -90.5 against -135.73, -132.50, -88.93, -90.87.
     assert "4 of 4 cells in nats" in text and "for the log-likelihood 4 of 4" in text
 
+    # Cells carried from an earlier publication are in the grid too: runs at d = 40 only, d = 2
+    # carried, compare as before.
+    carried = tmp_path / "carried.json"
+    carried.write_text(json.dumps({"source": "old", "cells": [
+        {"dataset": "mnist", "model": m, "latent_dim": 2, "n": 2} for m in ("nvae", "svae")]}))
+    at40 = [c for c in configs if c.endswith(("-40-0.json", "-40-1.json"))]
+    for extra, rows in (([], 14), (["--carried", str(carried)], 28)):
+        subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "compare_paper.py"),
+                        "--tables", *(str(tmp_path / "tables" / f"{t}.csv") for t in ("loglik", "clustering", "knn")),
+                        "--references", str(REFERENCES / "tables"), "--run-configs", *at40,
+                        "--importance-samples", "500", "--out-dir", str(out), *extra], check=True, capture_output=True)
+        comp = pd.read_csv(out / "paper_comparison.csv")
+        assert len(comp) == rows and set(comp["latent_dim"]) == ({40} if rows == 14 else {2, 40})
+
 
 # --- S - N with a Welch test, the crossover, Table 2 (k-NN), the shared-sample diagnostic --------
 

@@ -83,6 +83,7 @@ rule paper_comparison:
         references="workflow/references/tables",
         protocols="workflow/references/protocols",
         configs=runs(f"results/models/{RUN}/config.json"),
+        carried="results/tables/carried.json",
     output:
         csv="results/tables/paper_comparison.csv",
         md="results/tables/paper_comparison.md",
@@ -101,7 +102,8 @@ rule paper_comparison:
     shell:
         "python {input.script} --tables {input.tables} --references {input.references}"
         " --protocols {input.protocols} --run-configs {input.configs}"
-        " --importance-samples {params.importance_samples} --out-dir results/tables 2> {log}"
+        " --importance-samples {params.importance_samples} --carried {input.carried}"
+        " --out-dir results/tables 2> {log}"
 
 
 # How far the evaluation's K is from converged (optional keys convergence_samples, and
