@@ -50,17 +50,6 @@ def size_config(config: Mapping, size: str) -> dict:
     return merged
 
 
-def sweep_train_settings(config: Mapping):
-    """For the training rules: a function of a job's wildcards giving the values its run uses
-    (under its size's configuration), or None when no sweep is configured."""
-    from .config import run_values, values_json
-
-    configs = {size: size_config(config, size) for size in sweep(config).get("sizes", {})}
-    if not configs:
-        return None
-    return lambda w: values_json(run_values(configs[w.size], "train", w.model))
-
-
 def runs(config: Mapping) -> list[tuple[str, str, str, int, int]]:
     """(size, dataset, model, dim, seed) of every sweep run."""
     s = sweep(config)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from .config import cpu_model, git_commit
-from .evaluation.tables import read_metrics
+from .evaluation.tables import carried_list, read_metrics
 from .io import write_text
 
 _STAMP = re.compile(r"^\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]$")
@@ -164,8 +164,7 @@ def _carried_record(results: Path, earlier: Path) -> list[str]:
         return []
     lines = ["## Carried cells", "",
              f"Taken from the earlier publication in `{record['source']}` (aggregate --carry), not "
-             "trained here: " + "; ".join(f"{c['dataset']} {c['model']} d = {c['latent_dim']} (n = {c['n']})"
-                                         for c in record["cells"]) + ".", ""]
+             f"trained here: {carried_list(record)}.", ""]
     if (earlier / "RUN.md").exists():
         text = (earlier / "RUN.md").read_text(encoding="utf-8").strip()
         lines += ["That publication's RUN.md:", "",

@@ -4,8 +4,6 @@
 # vaepriors.decoder_sweep). Target: `snakemake ... capacity`.
 CIRCLE_RUNS = [r for r in T.grid(config) if r[0] == "circle"]
 SWEEP_RUNS = DS.runs(config) if DS.sweep(config).get("sizes") else []
-# each size's whole configuration, merged and validated once
-SIZE_CONFIGS = {size: DS.size_config(config, size) for size in DS.sweep(config).get("sizes", {})}
 
 
 

@@ -45,11 +45,13 @@ SEED_GROUPS = (
     if SEEDS_PER_JOB > 1
     else []
 )
-SWEEP_TRAIN = DS.sweep_train_settings(config)
+# the decoder sweep's sizes, each a whole configuration, merged and validated once
+SIZE_CONFIGS = {size: DS.size_config(config, size) for size in DS.sweep(config).get("sizes", {})}
+SWEEP_TRAIN = lambda w: values_json(run_values(SIZE_CONFIGS[w.size], "train", w.model))  # noqa: E731
 # rule-name prefix -> (run directory pattern, per-seed rule, values of a run, log directory)
 GROUPED = {"train": ("results/models/{dataset}/{model}/d{dim}/s{seed}", "train", settings("train"),
                      "results/logs/train/{dataset}/{model}/d{dim}")}
-if SWEEP_TRAIN:
+if SIZE_CONFIGS:
     GROUPED["train_sweep"] = (DS.RUN_DIR, "train_sweep", SWEEP_TRAIN,
                               "results/logs/decoder_sweep/{size}/train/{dataset}/{model}/d{dim}")
 

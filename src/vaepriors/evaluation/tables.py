@@ -205,6 +205,12 @@ def _read_csv(path: Path, columns) -> pd.DataFrame:
     return frame
 
 
+def _absent(frame: pd.DataFrame, present: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``frame`` whose cell (dataset, model, latent_dim) is not in ``present``."""
+    have = set(map(tuple, present[_CELL].itertuples(index=False))) if len(present) else set()
+    return frame[[tuple(c) not in have for c in frame[_CELL].itertuples(index=False)]]
+
+
 def carried_cells(carry: str | Path, present: pd.DataFrame) -> pd.DataFrame:
     """Long rows (dataset, metric, latent_dim, model, mean, sd, n) of the wide tables under
     ``carry`` for the cells (dataset, model, latent_dim) absent from ``present``."""
@@ -216,9 +222,7 @@ def carried_cells(carry: str | Path, present: pd.DataFrame) -> pd.DataFrame:
             part = part.set_axis(["dataset", "metric", "latent_dim", "mean", "sd", "n"], axis=1)
             rows.append(part.dropna(subset=["mean"]).assign(model=model))
     carried = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=[*_CELL, "metric"])
-    have = set(map(tuple, present[_CELL].drop_duplicates().itertuples(index=False)))
-    keep = [tuple(c) not in have for c in carried[_CELL].itertuples(index=False)]
-    return carried[keep].astype({"latent_dim": int, "n": int}).reset_index(drop=True)
+    return _absent(carried, present).astype({"latent_dim": int, "n": int}).reset_index(drop=True)
 
 
 def write_tables(metrics: list[dict], out_dir: str | Path, carry: str | Path | None = None) -> list[Path]:
@@ -245,11 +249,16 @@ def write_tables(metrics: list[dict], out_dir: str | Path, carry: str | Path | N
     return [*written, path, out_dir / CARRIED]
 
 
+def carried_list(record: dict) -> str:
+    """The cells of a carried.json record, as text."""
+    return "; ".join(f"{c['dataset']} {c['model']} d = {c['latent_dim']} (n = {c['n']})" for c in record["cells"])
+
+
 def carried_sentence(record: dict) -> str:
     """Which cells come from an earlier publication (aggregate --carry) rather than runs here."""
     if not record["cells"]:
         return ""
-    cells = "; ".join(f"{c['dataset']} {c['model']} d = {c['latent_dim']} (n = {c['n']})" for c in record["cells"])
+    cells = carried_list(record)
     return (f"Cells carried from an earlier publication ({record['source']}; their runs are not under "
             f"this results/, their provenance is that publication's RUN.md in git history): {cells}.")
 
@@ -304,8 +313,7 @@ def convergence_table(checks: list[dict], carry: str | Path | None = None) -> pd
     out = pd.DataFrame(rows)
     if carry:
         old = _read_csv(Path(carry) / "loglik_convergence.csv", [*_CELL, "n", "gain"])
-        have = set(map(tuple, out[_CELL].itertuples(index=False))) if len(out) else set()
-        old = old[[tuple(c) not in have for c in old[_CELL].itertuples(index=False)]]
+        old = _absent(old, out)
         out = pd.concat([out, old], ignore_index=True) if len(old) else out
     if out.empty:
         return out
