@@ -2,7 +2,7 @@
 its model.pt evaluates on a CPU-only machine, a seed gives the same run twice, stacked seeds end
 as each seed alone, and a killed group resumes to the same result. The vMF sampler's torch path
 (the compiled one is CPU-only) is checked against scipy there. Skipped on machines without CUDA,
-CI's included: run it where a GPU is (see tests/README or the issue notes)."""
+CI's included (benchmarks/README.md, "A GPU against one CPU thread", says how to run it)."""
 
 from __future__ import annotations
 
