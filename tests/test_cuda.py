@@ -13,14 +13,12 @@ import pytest
 import scipy.stats
 import torch
 from scipy.special import ive
+from test_multiseed import assert_identical_runs, assert_killed_group_resumes, history, run_both
 
-from test_multiseed import assert_identical_runs, history, run_both
 from vaepriors import families
 from vaepriors.distributions import VonMisesFisher
 from vaepriors.evaluation.run import evaluate_run
-from vaepriors.training import CheckpointDir
-from vaepriors.training import trainer as trainer_module
-from vaepriors.training.run import train_group, train_run
+from vaepriors.training.run import train_run
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -68,27 +66,7 @@ def test_stacked_seeds_on_cuda_match_single_seed_runs(family, latent, processed_
 def test_killed_cuda_group_resumes_to_the_same_result(processed_npz, cuda_cfg, model_cfg, tmp_path,
                                                       monkeypatch):
     """The checkpoint carries each seed's CUDA generator state as well as its CPU one."""
-    cuda_cfg["max_epochs"] = 4
-    seeds = [0, 1]
-    full = [tmp_path / "full" / f"s{s}" for s in seeds]
-    train_group(processed_npz, full, "synthetic", "svae", 3, seeds, cuda_cfg, model_cfg, progress=False)
-    killed = [tmp_path / "killed" / f"s{s}" for s in seeds]
-    original = trainer_module.Trainer.train_epoch
-
-    def dying(self):
-        if self.epoch == 2:
-            raise KeyboardInterrupt("killed")
-        return original(self)
-
-    monkeypatch.setattr(trainer_module.Trainer, "train_epoch", dying)
-    with pytest.raises(KeyboardInterrupt):
-        train_group(processed_npz, killed, "synthetic", "svae", 3, seeds, cuda_cfg, model_cfg, progress=False)
-    assert CheckpointDir(killed[0] / "group-checkpoints").epochs() == [1, 2]
-    monkeypatch.setattr(trainer_module.Trainer, "train_epoch", original)
-    records = train_group(processed_npz, killed, "synthetic", "svae", 3, seeds, cuda_cfg, model_cfg,
-                          progress=False)
-    assert all(r["resumed"] for r in records)
-    assert_identical_runs(killed, full)
+    assert_killed_group_resumes("svae", processed_npz, cuda_cfg, model_cfg, tmp_path, monkeypatch)
 
 
 @pytest.mark.parametrize("m", [3, 11, 129])

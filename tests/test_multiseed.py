@@ -165,11 +165,9 @@ def test_a_draw_outside_the_noise_groups_is_refused(processed_npz, train_cfg, mo
     assert CheckpointDir(dirs[0] / "group-checkpoints").epochs() == []
 
 
-@pytest.mark.parametrize("family", ["svae", "gmmvae"])
-def test_killed_group_resumes_to_the_same_result(family, processed_npz, train_cfg, model_cfg, tmp_path,
-                                                 monkeypatch):
-    """A group that dies after epoch 2 (checkpoint written) and is started again ends as an
-    uninterrupted group does (gmmvae: its pre-training is not repeated on resume)."""
+def assert_killed_group_resumes(family, processed_npz, train_cfg, model_cfg, tmp_path, monkeypatch):
+    """A group of two seeds that dies after epoch 2 (checkpoint written) and is started again ends
+    as the uninterrupted group does."""
     train_cfg["max_epochs"] = 4
     seeds = [0, 1]
     full = [tmp_path / "full" / f"s{s}" for s in seeds]
@@ -194,6 +192,13 @@ def test_killed_group_resumes_to_the_same_result(family, processed_npz, train_cf
                           progress=False)
     assert all(r["resumed"] for r in records)
     assert_identical_runs(killed, full)
+
+
+@pytest.mark.parametrize("family", ["svae", "gmmvae"])
+def test_killed_group_resumes_to_the_same_result(family, processed_npz, train_cfg, model_cfg, tmp_path,
+                                                 monkeypatch):
+    """gmmvae: its pre-training is not repeated on resume."""
+    assert_killed_group_resumes(family, processed_npz, train_cfg, model_cfg, tmp_path, monkeypatch)
 
 
 def test_group_killed_with_one_seed_left_resumes_to_the_same_result(processed_npz, train_cfg, model_cfg,
