@@ -155,6 +155,12 @@ def check_python(tokens: list[str], root: Path) -> None:
     ok(run([sys.executable, *tokens[1:], "--help"], root))
 
 
+def check_pytest(tokens: list[str], root: Path) -> None:
+    # a test file documented for another machine (a GPU): it exists and pytest collects it here
+    assert (root / tokens[3]).is_file(), tokens[3]
+    ok(run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *tokens[3:]], root))
+
+
 def stage_names(root: Path) -> set[str]:
     return set(ok(run(["dvc", "stage", "list", "--name-only"], root)).split())
 
@@ -193,6 +199,7 @@ CHECKS = [
     (lambda t: t[0] in ("source", "."), check_source),
     (lambda t: t[0] == "pip", check_pip),
     (lambda t: t[0] == "python" and t[1].endswith(".py"), check_python),
+    (lambda t: t[:3] == ["python", "-m", "pytest"], check_pytest),
     (lambda t: t[0] == "dvc", check_dvc),
     (lambda t: t[:2] == ["sudo", "tests/slurm/run_slurm_test.sh"], check_script),
 ]
