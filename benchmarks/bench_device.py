@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import tempfile
 from pathlib import Path
 
@@ -22,16 +21,10 @@ import numpy as np
 import pandas as pd
 import torch
 
+from vaepriors.config import cpu_model
 from vaepriors.training.run import train_group
 
 MODEL_CFG = {"hidden": [256, 128], "init": "glorot"}
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
 
 
 def fake_mnist(path: Path, n_train: int = 55_000, n_val: int = 5_000) -> None:
