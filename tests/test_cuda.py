@@ -22,7 +22,7 @@ from vaepriors.training.run import train_run
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
-# spherical families at S^2, where the vMF draws through Wood's rejection sampler (S^1 has a closed form)
+# spherical families at S^3, where the vMF draws through Wood's rejection sampler (S^2 has a closed form)
 LATENT = {"svae": 3, "psvae": 3}
 
 
