@@ -439,6 +439,8 @@ def test_weight_figures_and_summary(tmp_path, runs):
                   paragraphs={"weights": text, "loglik": "LL paragraph"})
     body = out.read_text()
     assert "LL paragraph" in body and "](weights_trained.png)" in body and "### fake: a table" in body
+    # a section with nothing in this run gets no heading (no d = 2 run: no latent maps)
+    assert "## 9. Weight distributions" in body and "Latent maps" not in body and "## 2. Clustering" not in body
 
 
 def test_style_is_grayscale_distinct():

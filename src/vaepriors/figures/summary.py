@@ -344,20 +344,23 @@ def build_summary(out: str | Path, *, figures: list, tables_md: list, paragraphs
     if header:
         lines += [header, ""]
     for key, title, fig_stems, table_stems in SECTIONS:
-        lines += [f"## {title}", ""]
+        section = []
         if paragraphs.get(key):
-            lines += [paragraphs[key], ""]
+            section += [paragraphs[key], ""]
         for stem in fig_stems:
             for p in sorted(Path(f) for f in figures if Path(f).suffix == ".png" and Path(f).stem == stem):
                 rel = os.path.relpath(p, out.parent)
                 where = _D(p.parent.name) if p.parent.name != "figures" else "all datasets"
                 pdf = os.path.relpath(p.with_suffix(".pdf"), out.parent)
-                lines += [f"![{stem} ({where})]({rel})", "",
-                          f"*{FIGURE_NOTES.get(stem, stem.replace('_', ' '))}; {where}* ([PDF]({pdf}))", ""]
+                section += [f"![{stem} ({where})]({rel})", "",
+                            f"*{FIGURE_NOTES.get(stem, stem.replace('_', ' '))}; {where}* ([PDF]({pdf}))", ""]
         for stem in table_stems:
             for p in sorted(Path(t) for t in tables_md if Path(t).stem == stem or Path(t).stem.startswith(stem + "_")):
-                lines += [f"Table `{os.path.relpath(p, out.parent)}`:", "",
-                          _demote(p.read_text(encoding="utf-8").strip()), ""]
+                section += [f"Table `{os.path.relpath(p, out.parent)}`:", "",
+                            _demote(p.read_text(encoding="utf-8").strip()), ""]
+        # A section this run has nothing for is left out (e.g. latent maps when no d = 2 run is here).
+        if section:
+            lines += [f"## {title}", ""] + section
     text = "\n".join(lines).rstrip() + "\n"
     write_text(out, text)
     return text
