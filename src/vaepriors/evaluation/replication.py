@@ -526,7 +526,7 @@ def _gain_sentence(nats: pd.DataFrame) -> str:
         name = f"{r['dataset'] + ' ' if several else ''}{r['model']} d = {r['latent_dim']}"
         paper_gain, ours_gain = r["paper"] - r["paper_elbo"], r["ours_mean"] - r["ours_mean_elbo"]
         cells.append(f"{name} {paper_gain:.2f} / {ours_gain:.2f}")
-        if abs(r["diff"]) > TOLERANCE_NATS:
+        if not r["within_1_nat"]:
             missed.append(name)
             # diff(LL) = diff(ELBO) + diff(gain): which part carries more of it
             if abs(ours_gain - paper_gain) > abs(r["diff_elbo"]):
