@@ -45,14 +45,20 @@ def test_circular_rank_correlation_sees_any_monotone_relation():
     assert 0.2 < circular_rank_correlation(a, b) < 0.8
 
 
-def _rows(spread_small, spread_large):
+def _rows(spread_small, spread_large, drop=0.0, overfit_large=0.5, limit_large=False):
+    """Two families at two decoder sizes, three seeds; the N-VAE's test LL falls by ``drop`` from
+    the small decoder to the large one, where its overfit and its stops are set."""
     rows = []
     for size, params, spread in (("s", 100, spread_small), ("l", 10000, spread_large)):
         for model, offset in (("nvae", 0.0), ("svae", spread)):
+            large_nvae = size == "l" and model == "nvae"
             for seed, noise in enumerate((-0.1, 0.0, 0.1)):
+                overfit = overfit_large if large_nvae else 0.5
                 rows.append({"size": size, "dataset": "circle", "model": model, "latent_dim": 2,
-                             "seed": seed, "decoder_parameters": params, "loglik": 10 + offset + noise,
-                             "best_val_elbo": 9 + offset})
+                             "seed": seed, "decoder_parameters": params,
+                             "loglik": 10 + offset + noise - (drop if large_nvae else 0.0),
+                             "best_val_elbo": 9 + offset, "train_elbo": 9 + offset + overfit + noise,
+                             "at_epoch_limit": limit_large and large_nvae or seed == 0})
     return rows
 
 
@@ -64,6 +70,23 @@ def test_sweep_table_gap_and_answer():
     assert "it shrinks" in decoder_sweep.paragraph(frame)
     assert "it grows" in decoder_sweep.paragraph(decoder_sweep.table(_rows(0.5, 5.0)))
     assert "stays within two SE" in decoder_sweep.paragraph(decoder_sweep.table(_rows(1.0, 1.05)))
+    assert list(frame["at_epoch_limit"]) == [1, 1, 1, 1]
+    assert frame["overfit"].to_numpy() == pytest.approx([0.5] * 4)
+
+
+def test_sweep_answer_says_why_a_family_peaks_below_the_largest_decoder():
+    """A decline beyond two SE is read as overfitting when the train − validation gap grows, as
+    budget-limited when most runs stopped at the epoch limit; a decline within noise levels off."""
+    def answer(**kw):
+        return decoder_sweep.paragraph(decoder_sweep.table(_rows(1.0, 1.0, **kw)))
+
+    assert "nvae peaks" not in answer(drop=-1.0) and "nvae levels off" not in answer(drop=-1.0)
+    assert "nvae levels off from s (l within two SE)" in answer(drop=0.05)
+    assert ("nvae peaks at s, 3.00 nats above l (overfitting: the train − validation ELBO gap grows "
+            "from 0.50 to 4.00 nats)") in answer(drop=3.0, overfit_large=4.0)
+    assert "not converged within the budget: 3 of 3 runs at l" in answer(drop=3.0, overfit_large=4.0,
+                                                                            limit_large=True)
+    assert "neither the epoch limit nor overfitting" in answer(drop=3.0, overfit_large=0.6)
 
 
 def test_tiny_circle_study_and_sweep_end_to_end(tmp_path):

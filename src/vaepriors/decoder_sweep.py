@@ -77,18 +77,22 @@ def _stats(values) -> tuple[float, float, int]:
 
 def table(rows: list[dict]):
     """rows: one per run {size, dataset, model, latent_dim, seed, decoder_parameters, loglik,
-    best_val_elbo}. One row per (dataset, d, size, model): means, sds, n, and the gap of the
-    mean test log-likelihood to the best family's at that (dataset, d, size)."""
+    best_val_elbo, train_elbo (at the best validation epoch), at_epoch_limit (bool)}. One row per
+    (dataset, d, size, model): means, sds, n, the gap of the mean test log-likelihood to the best
+    family's at that (dataset, d, size), the overfit (train minus validation ELBO at the best
+    validation epoch) and how many runs stopped at the epoch limit rather than early."""
     import pandas as pd
 
     frame = pd.DataFrame(rows)
+    frame["overfit"] = frame["train_elbo"] - frame["best_val_elbo"]
     out = []
     keys = ["dataset", "latent_dim", "size", "model"]
     for (ds, dim, size, model), group in frame.groupby(keys, sort=False):
         row = {"dataset": ds, "latent_dim": int(dim), "size": size, "model": model,
                "decoder_parameters": int(group["decoder_parameters"].iloc[0])}
-        for col in ("loglik", "best_val_elbo"):
+        for col in ("loglik", "best_val_elbo", "overfit"):
             row[col], row[f"{col}_sd"], row["n"] = _stats(group[col])
+        row["at_epoch_limit"] = int(group["at_epoch_limit"].sum())
         out.append(row)
     result = pd.DataFrame(out)
     best = result.groupby(["dataset", "latent_dim", "size"])["loglik"].transform("max")
@@ -102,12 +106,16 @@ def markdown(frame, budget: str = "") -> str:
         return f"{mean:.2f}" if math.isnan(sd) else f"{mean:.2f} ± {sd:.2f}"
 
     lines = ([budget, ""] if budget else []) + [
-        "| dataset | d | decoder | decoder parameters | family | n | test LL | gap to best | best val ELBO |",
-        "|---|---|---|---|---|---|---|---|---|"]
+        "| dataset | d | decoder | decoder parameters | family | n | test LL | gap to best | best val ELBO "
+        "| train − val ELBO | at epoch limit |",
+        "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in frame.itertuples():
         lines.append(f"| {r.dataset} | {r.latent_dim} | {r.size} | {r.decoder_parameters} | {r.model} | {r.n} "
-                     f"| {pm(r.loglik, r.loglik_sd)} | {r.gap_to_best:+.2f} | {pm(r.best_val_elbo, r.best_val_elbo_sd)} |")
-    text = "\n".join(lines) + "\n"
+                     f"| {pm(r.loglik, r.loglik_sd)} | {r.gap_to_best:+.2f} "
+                     f"| {pm(r.best_val_elbo, r.best_val_elbo_sd)} | {pm(r.overfit, r.overfit_sd)} | {r.at_epoch_limit} of {r.n} |")
+    text = ("\n".join(lines) + "\n\ntrain − val ELBO: the training ELBO minus the validation ELBO at the best "
+            "validation epoch (nats; it grows as a decoder overfits). at epoch limit: runs that stopped at "
+            "the budget's last epoch instead of early, i.e. may still have been improving.\n")
     answer = paragraph(frame)
     return text + ("\n" + answer + "\n" if answer else "")
 
@@ -137,11 +145,9 @@ def paragraph(frame) -> str:
             verdict = "is undecided (a cell with one seed has no standard error)"
         else:
             verdict = "shrinks" if change < -2 * se else "grows" if change > 2 * se else "stays within two SE"
-        peaks = []
-        for model, rows in cell.groupby("model", sort=False):
-            top = rows.loc[rows["loglik"].idxmax()]
-            if top["size"] != sizes[-1]:
-                peaks.append(f"{model} peaks at {top['size']}")
+        peaks = [_peak(model, rows.set_index("size"), sizes[-1])
+                 for model, rows in cell.groupby("model", sort=False)]
+        peaks = [p for p in peaks if p]
         parts.append(f"{ds}, d = {dim} ({', '.join(sorted(both))}): the spread between families goes from {s0:.2f} ± {se0:.2f} nats "
                      f"(decoder {sizes[0]}) to {s1:.2f} ± {se1:.2f} (decoder {sizes[-1]}, best {best1}, "
                      f"worst {worst1}): it {verdict}"
@@ -149,6 +155,34 @@ def paragraph(frame) -> str:
     if not parts:
         return ""
     return "Does a larger decoder make the prior irrelevant? " + " ".join(parts)
+
+
+def _se(a, b, col) -> float:
+    return math.sqrt(sum(r[f"{col}_sd"] ** 2 / r["n"] if r["n"] > 1 else 0.0 for r in (a, b)))
+
+
+def _peak(model, rows, largest) -> str:
+    """Why a family's test LL is best below the largest decoder: a decline beyond two SE is read
+    off the runs at the largest size: most stopped at the epoch limit (not converged within the
+    budget), or their train − validation ELBO gap grew beyond two SE (overfitting), or neither."""
+    top = rows["loglik"].idxmax()
+    if top == largest or largest not in rows.index:
+        return ""
+    p, last = rows.loc[top], rows.loc[largest]
+    drop = p["loglik"] - last["loglik"]
+    if drop <= 2 * _se(p, last, "loglik"):
+        return f"{model} levels off from {top} ({largest} within two SE)"
+    grew = last["overfit"] - p["overfit"]
+    if 2 * last["at_epoch_limit"] > last["n"]:
+        why = (f"not converged within the budget: {last['at_epoch_limit']} of {last['n']} runs at {largest} "
+               "stopped at the epoch limit")
+    elif grew > 2 * _se(p, last, "overfit"):
+        why = (f"overfitting: the train − validation ELBO gap grows from {p['overfit']:.2f} "
+               f"to {last['overfit']:.2f} nats")
+    else:
+        why = (f"neither the epoch limit nor overfitting: train − validation ELBO gap {p['overfit']:.2f} "
+               f"and {last['overfit']:.2f} nats")
+    return f"{model} peaks at {top}, {drop:.2f} nats above {largest} ({why})"
 
 
 def plot(frame, out) -> None:
