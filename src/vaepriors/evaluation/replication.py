@@ -619,6 +619,47 @@ def _pattern_sentences(pats: pd.DataFrame) -> list[str]:
     return out
 
 
+def _claim_sentence(pats: pd.DataFrame) -> str:
+    """The answer: does the paper's claim (a ahead of b at the lowest d, behind at the highest)
+    hold in our standard log-likelihood, and is the crossover where the paper's is; then where the
+    crossover lies in the ELBO (no estimator involved) and in the diagnostic, which says whether a
+    moved crossover is the models' or the estimate's."""
+    a, b, metric = PATTERN
+    out = []
+    several = pats["dataset"].nunique() > 1
+    for dataset, block in pats.groupby("dataset", sort=False):
+        ll = block[block["metric"] == metric].sort_values("latent_dim")
+        if len(ll) < 2:
+            continue
+        lo, hi = ll.iloc[0], ll.iloc[-1]
+        ahead = [int(r.latent_dim) for r in ll.itertuples() if r.ours_diff > 0 and r.significant]
+        behind = [int(r.latent_dim) for r in ll.itertuples() if r.ours_diff < 0 and r.significant]
+        if int(lo.latent_dim) in ahead and int(hi.latent_dim) in behind:
+            verdict = "holds"
+        elif lo.ours_diff > 0 > hi.ours_diff:
+            verdict = "holds in sign only, not at p < " + f"{ALPHA:g} at both ends"
+        else:
+            verdict = "does not hold"
+        cross = {r["metric"]: r for r in crossovers(block).to_dict("records")}
+        c = cross[metric]
+        where = f"On {dataset}, in" if several else "In"
+        text = (f"Does the paper's claim ({a} ahead of {b} at low d, behind at high d) hold here? "
+                f"{where} the standard log-likelihood it {verdict}"
+                + (f" ({a} ahead at d = {', '.join(map(str, ahead))}" if ahead else " (ahead nowhere")
+                + (f", behind at d = {', '.join(map(str, behind))}, each at p < {ALPHA:g})" if behind
+                   else f", behind nowhere at p < {ALPHA:g})")
+                + (f", with the crossover where the paper's is ({c['ours']})" if c["ours"] == c["paper"]
+                   else f", with the crossover {c['ours']} against the paper's {c['paper']}"))
+        rest = [f"in the {name} ours is {cross[m]['ours']}"
+                + (", as the paper's" if cross[m]["ours"] == cross[m]["paper"]
+                   else f", the paper's {cross[m]['paper']}")
+                for m, name in (("elbo", "ELBO, which involves no estimator,"),
+                                (SHARED_METRIC, "shared-sample diagnostic (against the paper's log-likelihood)"))
+                if m in cross]
+        out.append(text + ("; " + "; ".join(rest) if rest else "") + ".")
+    return " ".join(out)
+
+
 def replication_paragraph(comparison: pd.DataFrame, patterns: pd.DataFrame, label: str,
                           carried: str = "") -> str:
     """The opening paragraph of results/summary.md, every number read from the comparison;
@@ -659,6 +700,7 @@ def replication_paragraph(comparison: pd.DataFrame, patterns: pd.DataFrame, labe
     parts += _pattern_sentences(pats)
     parts.append(_estimator_sentence(pats))
     parts.append(_knn_sentence(done, pats))
+    parts.append(_claim_sentence(pats))
     missing = comparison[comparison["status"] == "missing"]
     if len(missing):
         parts.append(f"{len(missing)} covered cell(s) have no result yet.")
