@@ -94,21 +94,77 @@ def test_publish_copies_summary_tables_pngs_and_writes_provenance(tmp_path):
     assert "Carried cells" not in run
 
 
+def _earlier_run(root, cell=("mnist", "svae", "d10")):
+    """A fake run whose one trained cell is ``cell`` (the one a later run carries)."""
+    fake_run(root)
+    for kind in ("models", "metrics"):
+        old = root / "results" / kind / "mnist" / "nvae" / "d2"
+        new = root / "results" / kind / cell[0] / cell[1] / cell[2]
+        new.parent.mkdir(parents=True, exist_ok=True)
+        old.rename(new)
+    return root
+
+
+CARRIED = {"source": "docs/results/paper/tables",
+           "cells": [{"dataset": "mnist", "model": "svae", "latent_dim": 10, "n": 5}]}
+
+
 def test_carried_cells_keep_the_earlier_publications_record(tmp_path):
     """Cells carried from an earlier publication (aggregate --carry) are named in RUN.md, with
     that publication's own RUN.md kept beneath as their provenance."""
-    fake_run(tmp_path)
     out = tmp_path / "docs" / "results" / "paper"
-    publish(tmp_path, out, "first session")
-    carried = {"source": "docs/results/paper/tables",
-               "cells": [{"dataset": "mnist", "model": "svae", "latent_dim": 10, "n": 5}]}
-    (tmp_path / "results" / "tables" / "carried.json").write_text(json.dumps(carried))
+    publish(_earlier_run(tmp_path / "earlier"), out, "first session")
+    fake_run(tmp_path)
+    (tmp_path / "results" / "tables" / "carried.json").write_text(json.dumps(CARRIED))
     publish(tmp_path, out, "second session")
     run = (out / "RUN.md").read_text()
     assert "`second session`" in run and "## Carried cells" in run
     assert "mnist svae d = 10 (n = 5)" in run
     assert "## # How these results were made" not in run and "## How these results were made" in run
     assert "`first session`" in run.split("## Carried cells")[1]
+    assert "| mnist/svae/d10 | 1 |" in run.split("## Carried cells")[1]
+
+
+def test_republishing_a_run_replaces_its_own_record_and_keeps_the_carried_one(tmp_path):
+    """The same run published again (or a part of it published first) is not its own carried
+    provenance: RUN.md keeps one record of this run and, beneath, the publication it carries."""
+    out = tmp_path / "docs" / "results" / "paper"
+    publish(_earlier_run(tmp_path / "earlier"), out, "first session")
+    fake_run(tmp_path)
+    (tmp_path / "results" / "tables" / "carried.json").write_text(json.dumps(CARRIED))
+    for command in ("part of the second session", "second session", "second session again"):
+        publish(tmp_path, out, command)
+    run = (out / "RUN.md").read_text()
+    assert "`second session again`" in run
+    assert "`second session`" not in run and "`part of the second session`" not in run
+    assert run.count("## Carried cells") == 1 and run.count("`first session`") == 1
+    assert "### How these results were made" not in run
+
+
+def test_a_duplicate_deeper_in_the_chain_of_records_is_left_out(tmp_path):
+    """A RUN.md written before superseded records were dropped holds a publication twice (its
+    republication above its first publication): the older copy goes, the rest of the chain stays."""
+    def record(command, cell, beneath=""):
+        text = (f"# How these results were made\n\n- command: `{command}`\n\n| runs of | runs |\n|---|---|\n"
+                f"| {cell} | 3 |\n")
+        if beneath:
+            text += ("\n## Carried cells\n\nTaken from ...\n\nThat publication's RUN.md:\n\n"
+                     + "\n".join("#" + line if line.startswith("#") else line for line in beneath.splitlines()))
+        return text
+
+    out = tmp_path / "docs" / "results" / "paper"
+    out.mkdir(parents=True)
+    first = record("first", "mnist/svae/d10")
+    (out / "RUN.md").write_text(record("d20 republished", "mnist/svae/d20",
+                                       record("d20", "mnist/svae/d20", first)))
+    fake_run(tmp_path)
+    (tmp_path / "results" / "tables" / "carried.json").write_text(json.dumps(CARRIED))
+    publish(tmp_path, out, "d2")
+    run = (out / "RUN.md").read_text()
+    assert "`d20 republished`" in run and "`d20`" not in run and "`first`" in run
+    assert run.index("`d2`") < run.index("`d20 republished`") < run.index("`first`")
+    assert "## How these results were made" in run and "### How these results were made" in run
+    assert "#### How these results were made" not in run
 
 
 def test_publish_refuses_an_unfinished_run_and_names_the_file(tmp_path):

@@ -116,7 +116,7 @@ def publish(workdir: str | Path, out: str | Path, command: str) -> list[Path]:
         written.append(Path(shutil.copy2(src, dst)))
     text = _PDF_LINK.sub("", summary.read_text(encoding="utf-8"))
     written.append(write_text(out / "summary.md", text))
-    carried = _carried_record(results, final)
+    carried = _carried_record(results, final, set(rec["cells"]))
     cpu_note = "" if rec["cpu_recorded"] else " (of the machine that published; the runs predate CPU recording)"
     lines = [
         "# How these results were made", "",
@@ -155,20 +155,52 @@ def publish(workdir: str | Path, out: str | Path, command: str) -> list[Path]:
     return [final / p.relative_to(out) for p in written]
 
 
-def _carried_record(results: Path, earlier: Path) -> list[str]:
+_CARRIED_HEAD = "## Carried cells"
+_EARLIER = "That publication's RUN.md:"
+_CELL_ROW = re.compile(r"^\| ([^|\s]+/d\d+) \|")
+
+
+def _records(text: str) -> list[tuple[set, str]]:
+    """A RUN.md as its chain of records, newest first: each record's own trained cells (its
+    per-cell table) and its text down to the RUN.md it carried from (headings promoted back)."""
+    out = []
+    while text:
+        own, head, rest = text.partition(_CARRIED_HEAD)
+        carried, found, earlier = rest.partition(_EARLIER)
+        cells = {m.group(1) for line in own.splitlines() if (m := _CELL_ROW.match(line))}
+        out.append((cells, (own + head + carried).strip()))
+        text = "\n".join(line[1:] if line.startswith("##") else line
+                         for line in earlier.strip().splitlines()) if found else ""
+    return out
+
+
+def _demote(text: str) -> list[str]:
+    return ["#" + line if line.startswith("#") else line for line in text.splitlines()]
+
+
+def _carried_record(results: Path, earlier: Path, cells: set) -> list[str]:
     """RUN.md lines for the cells taken from an earlier publication (results/tables/carried.json):
-    which cells, and that publication's own RUN.md, kept as their provenance."""
+    which cells, and that publication's own RUN.md, kept as their provenance. A record whose
+    trained cells a record above it holds too (this run published before, in part or whole, or
+    a run republished) is superseded and left out of the chain."""
     path = results / "tables" / "carried.json"
     record = read_metrics(path, required=("cells",)) if path.exists() else {"cells": []}
     if not record["cells"]:
         return []
-    lines = ["## Carried cells", "",
+    lines = [_CARRIED_HEAD, "",
              f"Taken from the earlier publication in `{record['source']}` (aggregate --carry), not "
              f"trained here: {carried_list(record)}.", ""]
-    if (earlier / "RUN.md").exists():
-        text = (earlier / "RUN.md").read_text(encoding="utf-8").strip()
-        lines += ["That publication's RUN.md:", "",
-                  *("#" + line if line.startswith("#") else line for line in text.splitlines()), ""]
+    text = (earlier / "RUN.md").read_text(encoding="utf-8").strip() if (earlier / "RUN.md").exists() else ""
+    seen, kept = [cells], []
+    for own, body in _records(text):
+        if not (own and any(own <= above for above in seen)):
+            kept.append(body)
+            seen.append(own)
+    nested = ""
+    for body in reversed(kept):
+        nested = body + ("\n\n" + _EARLIER + "\n\n" + "\n".join(_demote(nested)) if nested else "")
+    if nested:
+        lines += [_EARLIER, "", *_demote(nested), ""]
     return lines
 
 
