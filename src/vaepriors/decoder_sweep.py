@@ -112,9 +112,10 @@ def markdown(frame, budget: str = "") -> str:
     for r in frame.itertuples():
         lines.append(f"| {r.dataset} | {r.latent_dim} | {r.size} | {r.decoder_parameters} | {r.model} | {r.n} "
                      f"| {pm(r.loglik, r.loglik_sd)} | {r.gap_to_best:+.2f} "
-                     f"| {pm(r.best_val_elbo, r.best_val_elbo_sd)} | {pm(r.overfit, r.overfit_sd)} | {r.at_epoch_limit} of {r.n} |")
-    text = ("\n".join(lines) + "\n\ntrain − val ELBO: the training ELBO minus the validation ELBO at the best "
-            "validation epoch (nats; it grows as a decoder overfits). at epoch limit: runs that stopped at "
+                     f"| {pm(r.best_val_elbo, r.best_val_elbo_sd)} | {pm(r.overfit, r.overfit_sd)} "
+                     f"| {r.at_epoch_limit} of {r.n} |")
+    text = ("\n".join(lines) + "\n\ntrain − val ELBO: the training ELBO minus the validation ELBO at "
+            "the best validation epoch (nats; it grows as a decoder overfits). at epoch limit: runs that stopped at "
             "the budget's last epoch instead of early, i.e. may still have been improving.\n")
     answer = paragraph(frame)
     return text + ("\n" + answer + "\n" if answer else "")
@@ -137,7 +138,7 @@ def paragraph(frame) -> str:
         for size in (sizes[0], sizes[-1]):
             at = cell[(cell["size"] == size) & cell["model"].isin(both)]
             hi, lo = at.loc[at["loglik"].idxmax()], at.loc[at["loglik"].idxmin()]
-            se = math.sqrt(sum((r.loglik_sd ** 2 / r.n) if r.n > 1 else 0 for r in (hi, lo)))
+            se = _se(hi, lo, "loglik")
             spreads.append((hi["loglik"] - lo["loglik"], se, hi["model"], lo["model"]))
         (s0, se0, *_), (s1, se1, best1, worst1) = spreads
         change, se = s1 - s0, math.sqrt(se0 ** 2 + se1 ** 2)
